@@ -1,0 +1,26 @@
+# The two commands of the README: `make test` and `make demo`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: venv test lint format demo bench clean
+
+venv:
+	@bash tools/setup_venv.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv lint
+	$(PY) -m pytest
+
+demo: venv
+	@bash tools/demo.sh
+
+clean:
+	rm -rf build install log .pytest_cache .ruff_cache demo_output

@@ -1,0 +1,1 @@
+"""Pure control pieces shared by the nodes. Nothing here imports rclpy."""
