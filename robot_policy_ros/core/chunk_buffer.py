@@ -292,15 +292,11 @@ class ChunkBuffer:
         if not math.isfinite(t):
             return 0.0
         state = self._state
-        hi = bisect.bisect_right(state.starts, t + TIME_EPS)
-        reach = -math.inf
-        # Chunks that start at or before t: the furthest end among those covering t.
-        for k in range(hi):
-            end = state.chunks[k].end
-            if end + TIME_EPS >= t and end > reach:
-                reach = end
-        if reach == -math.inf:
+        covering = self._covering(state, t)
+        if not covering:
             return 0.0
+        reach = max(c.end for c in covering)
+        hi = bisect.bisect_right(state.starts, t + TIME_EPS)
         # Later chunks extend the stretch if they start before it ends (sorted by start).
         for k in range(hi, len(state.chunks)):
             c = state.chunks[k]

@@ -17,7 +17,14 @@ Order of operations per call:
     5. clamp to the position limits again (only ever shortens the step, so a position limit wins
        over the acceleration limit; the velocity bound still holds).
 
-A call with ``dt <= 0`` (time did not advance or went backwards) allows no motion.
+A call with ``dt <= 0`` (time did not advance, or NaN) allows no motion; if time went
+backwards (e.g. a simulator reset) the filter re-anchors there and ramps in again.
+
+A hold (None / rejected target, ``dt <= 0``) repeats the previous output exactly, so the
+commanded velocity drops to zero at once even with the acceleration limit on: holding still is
+the safe fallback, and the acceleration limit then applies again from zero velocity.
+The final position clamp (step 5) can cut an acceleration-limited deceleration short at a joint
+limit; position limits always win.
 """
 
 from __future__ import annotations
