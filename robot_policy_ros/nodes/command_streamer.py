@@ -13,6 +13,8 @@ Threads:
       It never waits for a callback, inference, image conversion or logging.
 
 Behaviour per tick (in this order):
+    0. for ``e_stop_grace_s`` after activation: publish nothing (a latched e-stop needs DDS
+       discovery to arrive);
     1. e-stop latched: hold the last safe command (``e_stop_behavior`` hold) or publish
        nothing (silent);
     2. no joint state seen yet: publish nothing;
@@ -155,6 +157,14 @@ SPECS: list[ParamSpec] = [
         "If no joint state arrived for this long, hold the last command and report it.",
         min_value=0.001,
         max_value=60.0,
+    ),
+    ParamSpec(
+        "e_stop_grace_s",
+        0.5,
+        "After activation, publish nothing for this long, so that a latched e-stop published "
+        "before the streamer started is received (DDS discovery) before anything moves.",
+        min_value=0.0,
+        max_value=10.0,
     ),
     ParamSpec(
         "max_chunk_future_s",
@@ -424,6 +434,7 @@ class CommandStreamer(ManagedNode):
         self._accept_after = self._ros_now()
         self._stop.clear()
         self._restart.clear()
+        self._start_after = time.monotonic() + self.params["e_stop_grace_s"]
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         # Move everything allocated so far out of the collector's reach: later collections
         # only scan young objects, so a GC pause cannot stall a tick for long.
@@ -533,11 +544,6 @@ class CommandStreamer(ManagedNode):
         stamp = stamp_to_sec(msg.header.stamp)
         if stamp == 0.0:
             stamp = now  # as joint_trajectory_controller: a zero stamp means "start now"
-        if stamp < self._accept_after:
-            raise ChunkRejectedError(
-                "before_activation",
-                "chunk observed before the streamer was (re)activated or e-stopped",
-            )
         t0 = stamp + float(offsets[0])
         if t0 - now > self.params["max_chunk_future_s"]:
             raise ChunkRejectedError(
@@ -550,6 +556,11 @@ class CommandStreamer(ManagedNode):
         if end < now:
             raise ChunkRejectedError(
                 "stale", f"chunk ended {now - end:.3f} s ago (stamp {stamp:.3f}); dropped"
+            )
+        if stamp < self._accept_after:
+            raise ChunkRejectedError(
+                "before_activation",
+                "chunk observed before the streamer was (re)activated or e-stopped",
             )
         try:
             self.buffer.add(positions, t0, fps)
@@ -634,6 +645,9 @@ class CommandStreamer(ManagedNode):
             self.state = "e_stop"
             if self.params["e_stop_behavior"] == "hold" and filt.started:
                 self._publish(filt.filter(None, t)[0], ros_now, wall_now)
+            return
+        if wall_now < self._start_after:
+            self.state = "starting (e-stop discovery grace)"
             return
         measured = self._measured
         if measured is None:
