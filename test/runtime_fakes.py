@@ -291,3 +291,60 @@ class FakeRobot:
 
 DEACTIVATE = Transition.TRANSITION_DEACTIVATE
 ACTIVATE = Transition.TRANSITION_ACTIVATE
+
+
+def make_checkpoint(
+    out_dir: Path,
+    joints: Sequence[str] = JOINTS,
+    cameras: dict[str, tuple[int, int]] | None = None,
+    fps: float = 20.0,
+    chunk_size: int = 20,
+    policy_type: str = "mlp",
+    limits: dict = LIMITS,
+    **overrides,
+) -> Path:
+    """A tiny random checkpoint (tiny CNN backbone) written with the policies API."""
+    from robot_policy_ros.checkpoint import save_checkpoint
+    from robot_policy_ros.checkpoint_config import JointLimitsSpec
+    from robot_policy_ros.policies.factory import make_policy
+
+    lower, upper, vmax = lower_upper(limits)
+    spec = JointLimitsSpec(lower=lower, upper=upper, max_velocity=vmax)
+    if policy_type == "mlp":
+        overrides = {"vision_backbone": "tiny_cnn", "hidden_dims": (32,), **overrides}
+    policy = make_policy(
+        policy_type,
+        list(joints),
+        cameras or {"front": (32, 32)},
+        fps,
+        limits=spec,
+        seed=0,
+        chunk_size=chunk_size,
+        **overrides,
+    )
+    return save_checkpoint(policy, out_dir)
+
+
+def poison_checkpoint(checkpoint: Path, value: float) -> Path:
+    """Overwrite every float weight with ``value`` (re-recording the weights' sha256).
+
+    ``value`` = nan gives weights the loader must refuse; a huge finite value (3e38) gives a
+    loadable network whose outputs overflow to inf/nan.
+    """
+    import hashlib
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = checkpoint / "model.safetensors"
+    tensors = load_file(str(weights))
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            tensors[name] = torch.full_like(tensor, value)
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    config_path = checkpoint / "config.json"
+    config = json.loads(config_path.read_text())
+    config["weights"]["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    config_path.write_text(json.dumps(config))
+    return checkpoint

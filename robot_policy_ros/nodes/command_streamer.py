@@ -70,6 +70,7 @@ from robot_policy_ros.nodes.lifecycle import (
     ManagedNode,
     diagnostic_array,
     diagnostic_status,
+    guarded,
     main_for,
     stamp_to_sec,
 )
@@ -354,11 +355,18 @@ class CommandStreamer(ManagedNode):
         self._ticker: FixedRateTicker | None = None
         self._make_command_message(params["command_interface"])
 
+        log = self._log
         self._subs = [
-            self.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, CHUNK_QOS),
             self.create_subscription(
-                JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data
+                JointTrajectory, "action_chunk", guarded(self._on_chunk, log, "chunk"), CHUNK_QOS
             ),
+            self.create_subscription(
+                JointState,
+                "joint_states",
+                guarded(self._on_joint_state, log, "joint_states"),
+                qos_profile_sensor_data,
+            ),
+            # The e-stop callback is not guarded: it is simple, and must never fail silently.
             self.create_subscription(Bool, "e_stop", self._on_e_stop, E_STOP_QOS_LATCHED),
             self.create_subscription(Bool, "e_stop", self._on_e_stop, E_STOP_QOS_VOLATILE),
         ]

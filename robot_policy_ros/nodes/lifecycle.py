@@ -252,7 +252,13 @@ class LogThrottle:
         if now - self._last.get(key, -1e18) < self.period_s:
             return False
         self._last[key] = now
-        getattr(self._logger, level)(message)
+        # One call site per severity: rclpy refuses a call site whose severity changes.
+        if level == "error":
+            self._logger.error(message)
+        elif level == "warning":
+            self._logger.warning(message)
+        else:
+            self._logger.info(message)
         return True
 
 
@@ -281,3 +287,20 @@ def diagnostic_array(stamp: Any, statuses: Sequence[DiagnosticStatus]) -> Diagno
     array.header.stamp = stamp
     array.status = list(statuses)
     return array
+
+
+def guarded(callback: Callable[..., Any], log: LogThrottle, name: str) -> Callable[..., Any]:
+    """Wrap a subscription callback so an unexpected exception is logged, not fatal.
+
+    An exception escaping a callback would end ``executor.spin()`` and with it the node;
+    for a node feeding a robot, a logged error and a dropped message are the safer outcome.
+    """
+
+    def _guarded(*args: Any) -> Any:
+        try:
+            return callback(*args)
+        except Exception as exc:
+            log(f"callback_{name}", "error", f"{name} callback failed: {exc!r}")
+            return None
+
+    return _guarded

@@ -49,6 +49,7 @@ from robot_policy_ros.nodes.lifecycle import (
     ManagedNode,
     diagnostic_array,
     diagnostic_status,
+    guarded,
     main_for,
     stamp_to_sec,
 )
@@ -238,7 +239,10 @@ class PolicyNode(ManagedNode):
         compressed = params["image_transport"] == "compressed"
         self._subs = [
             self.create_subscription(
-                JointState, "joint_states", self._on_joint_state, qos_profile_sensor_data
+                JointState,
+                "joint_states",
+                guarded(self._on_joint_state, self._log, "joint_states"),
+                qos_profile_sensor_data,
             )
         ]
         for name in self.camera_names:
@@ -247,7 +251,7 @@ class PolicyNode(ManagedNode):
                 self.create_subscription(
                     CompressedImage if compressed else Image,
                     topic,
-                    self._camera_callback(name),
+                    guarded(self._camera_callback(name), self._log, f"camera_{name}"),
                     # Latest frame only: a queue of old frames is exactly what must not be used.
                     qos_profile_sensor_data,
                 )
