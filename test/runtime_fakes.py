@@ -69,9 +69,12 @@ class FakeRobot:
         camera_rate_hz: float = 30.0,
         command_type: type = Float64MultiArray,
         follow_commands: bool = True,
+        sim_time_start: float | None = None,
     ) -> None:
         """``cameras``: label -> (topic, (height, width), encoding). With
-        ``follow_commands`` the joints track position_array commands perfectly."""
+        ``follow_commands`` the joints track position_array commands perfectly. With
+        ``sim_time_start`` it publishes /clock (sim time = start + wall time elapsed) at
+        200 Hz and stamps everything with that clock."""
         self.node = Node("fake_robot", context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
@@ -91,8 +94,16 @@ class FakeRobot:
         self._rng = np.random.default_rng(1)
 
         node = self.node
+        self.sim_time_start = sim_time_start
+        self._t0 = time.monotonic()
+        self.timers: list = []
+        if sim_time_start is not None:
+            from rosgraph_msgs.msg import Clock
+
+            self.clock_pub = node.create_publisher(Clock, "/clock", 10)
+            self.timers.append(node.create_timer(0.005, self._publish_clock))
         self.js_pub = node.create_publisher(JointState, "joint_states", 10)
-        self.timers = [node.create_timer(1.0 / joint_rate_hz, self._publish_joint_state)]
+        self.timers.append(node.create_timer(1.0 / joint_rate_hz, self._publish_joint_state))
         self.cam_pubs = {}
         for label, (topic, (h, w), encoding) in (cameras or {}).items():
             self.cam_pubs[label] = node.create_publisher(Image, topic, 5)
@@ -144,7 +155,25 @@ class FakeRobot:
             self.executor.spin_once(timeout_sec=0.01)
 
     def now(self) -> float:
+        """The robot's clock: sim time if it publishes /clock, else ROS (wall) time."""
+        if self.sim_time_start is not None:
+            return self.sim_time_start + time.monotonic() - self._t0
         return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def stamp(self, msg_header) -> None:
+        """Set ``msg_header.stamp`` to :meth:`now`."""
+        t = self.now()
+        msg_header.stamp.sec = math.floor(t)
+        msg_header.stamp.nanosec = int((t - math.floor(t)) * 1e9)
+
+    def _publish_clock(self) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        t = self.now()
+        msg = Clock()
+        msg.clock.sec = math.floor(t)
+        msg.clock.nanosec = int((t - math.floor(t)) * 1e9)
+        self.clock_pub.publish(msg)
 
     # -- publishing ------------------------------------------------------------------------------
 
@@ -156,7 +185,7 @@ class FakeRobot:
             values = list(self.positions) + [0.123] * len(self.extra)
         order = self._rng.permutation(len(names))  # shuffled every message
         msg = JointState()
-        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.stamp(msg.header)
         msg.name = [names[i] for i in order]
         msg.position = [float(values[i]) for i in order]
         self.js_pub.publish(msg)
