@@ -177,7 +177,8 @@ SPECS: list[ParamSpec] = [
     ParamSpec(
         "realtime_priority",
         10,
-        "SCHED_FIFO priority for the control thread where permitted (0: normal scheduling).",
+        "SCHED_FIFO priority of the control thread where permitted; the executor thread gets "
+        "one less, so it cannot hold the GIL while preempted (0: normal scheduling).",
         min_value=0,
         max_value=99,
     ),
@@ -308,6 +309,8 @@ class CommandStreamer(ManagedNode):
         self._estop_value = False  # latest value seen on e_stop
         self._restart = threading.Event()  # control thread: restart the filter from measured
         self._configured = False
+        self._rt_refusal_logged = False
+        self._executor_rt = False
         self.joint_state_error = ""
         self._reset_counters()
 
@@ -449,6 +452,12 @@ class CommandStreamer(ManagedNode):
         gc.collect()
         gc.freeze()
         self.state = "waiting_for_joint_states"
+        # The executor thread (this one) also takes the GIL. If the OS preempted it while it
+        # holds the GIL, the control thread would wait for it however high its own priority
+        # (priority inversion); one FIFO level below the control thread prevents that.
+        priority = self.params["realtime_priority"]
+        if priority > 1:
+            self._executor_rt = self._set_thread_priority(priority - 1, "executor thread")
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
 
@@ -459,6 +468,8 @@ class CommandStreamer(ManagedNode):
             if self._thread.is_alive():
                 self.get_logger().error("control thread did not stop within 2 s")
             self._thread = None
+        if self._executor_rt:
+            self._executor_rt = not self._set_thread_priority(0, "executor thread")
         # Drop everything buffered: nothing old is replayed after re-activation.
         self.buffer.clear()
         self.filter.reset()
@@ -600,20 +611,26 @@ class CommandStreamer(ManagedNode):
 
     # -- control thread ------------------------------------------------------------------------
 
-    def _set_realtime(self) -> None:
-        priority = self.params["realtime_priority"]
-        if priority <= 0:
-            return
+    def _set_thread_priority(self, priority: int, what: str) -> bool:
+        """SCHED_FIFO ``priority`` for the calling thread (0: normal scheduling)."""
         try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-            self.get_logger().info(f"control thread runs SCHED_FIFO priority {priority}")
+            if priority > 0:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            else:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         except (AttributeError, PermissionError, OSError) as exc:
-            self.get_logger().info(
-                f"control thread keeps normal scheduling (SCHED_FIFO not permitted: {exc})"
-            )
+            if priority > 0 and not self._rt_refusal_logged:
+                self._rt_refusal_logged = True
+                self.get_logger().info(
+                    f"{what} keeps normal scheduling (SCHED_FIFO not permitted: {exc})"
+                )
+            return False
+        return True
 
     def _control_loop(self) -> None:
-        self._set_realtime()
+        priority = self.params["realtime_priority"]
+        if priority > 0 and self._set_thread_priority(priority, "control thread"):
+            self.get_logger().info(f"control thread runs SCHED_FIFO priority {priority}")
         ticker = FixedRateTicker(self.rate_hz)
         self._ticker = ticker
         ticker.start(time.monotonic() + self.period)

@@ -386,6 +386,10 @@ class PolicyNode(ManagedNode):
         return self._published_end - self._now() < self.params["refill_threshold_s"]
 
     def _worker(self) -> None:
+        # Inference must never run real-time (it would starve the machine): a thread inherits
+        # its creator's policy, and in policy_stack the creator may be a SCHED_FIFO thread.
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         rate_mode = self.params["inference_trigger"] == "rate"
         period = 1.0 / self.params["inference_rate_hz"]
         next_due = time.monotonic()

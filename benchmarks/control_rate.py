@@ -1,0 +1,394 @@
+"""Control-rate benchmark: command timing at 50 Hz while an ACT policy infers continuously.
+
+Starts, each in its own process and its own DDS domain (localhost discovery only):
+  * a fake robot: joint states at 100 Hz (following the commands), an rgb8 camera at 30 Hz;
+  * policy_node with a random ACT checkpoint (224x224 camera, default hyper-parameters:
+    d_model 512, chunk 100) inferring back to back (``inference_trigger:=rate`` at 1 kHz);
+  * command_streamer at ``--rate`` Hz (or both nodes in one ``policy_stack`` process with
+    ``--mode stack``);
+and measures, from this (separate, otherwise idle) process, the command stream over
+``--duration`` seconds:
+  * DDS receive timestamps of every command (the middleware's own clock, no Python delay);
+  * DDS source timestamps (when the streamer's publish call handed it to the middleware);
+  * Python callback times here (includes this process's executor latency);
+  * the streamer's own diagnostics (its tick statistics over 10 s windows, missed ticks);
+  * policy_node's inference latency (median, p95) and chunk rate;
+  * CPU use of every process.
+
+Usage:
+    python benchmarks/control_rate.py [--duration 60] [--rate 50] [--mode separate|stack]
+        [--image 640x480] [--torch-threads 0] [--json results.json]
+
+Target (issue): at 50 Hz, command period p99 error <= 1 ms and no missed tick over 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from robot_policy_ros.core.timing import PeriodSummary, period_summary  # noqa: E402
+from robot_policy_ros.processes import NodeProcess, isolated_ros_env  # noqa: E402
+
+JOINTS = [f"joint_{i}" for i in range(1, 7)]
+CAMERA = "front"
+
+
+# --------------------------------------------------------------------------------------------
+# fake robot (runs as `python benchmarks/control_rate.py --role robot ...`)
+# --------------------------------------------------------------------------------------------
+
+
+def run_robot(image_hw: tuple[int, int], joint_rate: float, camera_rate: float) -> None:
+    """Publish joint states (tracking the commands) and a camera until interrupted."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import Float64MultiArray
+
+    rclpy.init()
+    node = rclpy.create_node("fake_robot")
+    positions = [0.0] * len(JOINTS)
+    js_pub = node.create_publisher(JointState, "joint_states", 10)
+    cam_pub = node.create_publisher(Image, f"{CAMERA}/image_raw", qos_profile_sensor_data)
+    h, w = image_hw
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8).tobytes() for _ in range(4)]
+    image = Image(height=h, width=w, encoding="rgb8", step=3 * w)
+    image.header.frame_id = CAMERA
+    js = JointState(name=[*list(reversed(JOINTS)), "gripper"])  # other order + an extra joint
+    count = [0]
+
+    def on_command(msg: Float64MultiArray) -> None:
+        positions[:] = list(msg.data)
+
+    def publish_joints() -> None:
+        js.header.stamp = node.get_clock().now().to_msg()
+        js.position = [*list(reversed(positions)), 0.0]
+        js_pub.publish(js)
+
+    def publish_image() -> None:
+        image.header.stamp = node.get_clock().now().to_msg()
+        image.data = frames[count[0] % len(frames)]
+        count[0] += 1
+        cam_pub.publish(image)
+
+    node.create_subscription(Float64MultiArray, "joint_commands", on_command, 10)
+    node.create_timer(1.0 / joint_rate, publish_joints)
+    node.create_timer(1.0 / camera_rate, publish_image)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+# --------------------------------------------------------------------------------------------
+# measurement (this process)
+# --------------------------------------------------------------------------------------------
+
+
+class Monitor:
+    """Records every command and diagnostics message; spins in a background thread."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import Float64MultiArray
+
+        rclpy.init()
+        self.node = rclpy.create_node("control_rate_monitor")
+        self.lock = threading.Lock()
+        self.recording = False
+        self.received: list[float] = []
+        self.source: list[float] = []
+        self.callback: list[float] = []
+        self.values: list[list[float]] = []
+        self.commands_seen = 0
+        self.diagnostics: dict[str, list[tuple[float, dict[str, str]]]] = {}
+        self.node.create_subscription(Float64MultiArray, "joint_commands", self._on_command, 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_command(self, msg, info) -> None:
+        now = time.monotonic()
+        self.commands_seen += 1
+        if self.recording:
+            self.callback.append(now)
+            self.received.append(info["received_timestamp"] * 1e-9)
+            self.source.append(info["source_timestamp"] * 1e-9)
+            self.values.append(list(msg.data))
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            with self.lock:
+                self.diagnostics.setdefault(status.name.split(":")[0], []).append(
+                    (time.monotonic(), values)
+                )
+
+    def latest(self, node: str) -> dict[str, str]:
+        with self.lock:
+            entries = self.diagnostics.get(node, [])
+            return dict(entries[-1][1]) if entries else {}
+
+    def window(self, node: str, since: float) -> list[dict[str, str]]:
+        with self.lock:
+            return [v for t, v in self.diagnostics.get(node, []) if t >= since]
+
+    def close(self) -> None:
+        import rclpy
+
+        self._running = False
+        self._thread.join(timeout=5)
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _float(values: dict[str, str], key: str) -> float:
+    try:
+        return float(values.get(key, "nan"))
+    except ValueError:
+        return math.nan
+
+
+def make_act_checkpoint(out: Path, fps: float, image_hw: tuple[int, int], env) -> None:
+    """A random ACT checkpoint with default hyper-parameters via the robot-policy CLI."""
+    cmd = [
+        sys.executable, "-m", "robot_policy_ros.cli", "init-checkpoint",
+        "--policy", "act",
+        "--joints", ",".join(JOINTS),
+        "--cameras", f"{CAMERA}:{image_hw[0]}x{image_hw[1]}",
+        "--fps", f"{fps:g}",
+        "--out", str(out),
+        "--seed", "0",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, env=env, cwd=str(REPO), stdout=subprocess.DEVNULL)
+
+
+def describe(summary: PeriodSummary) -> str:
+    return (
+        f"rate {summary.rate_hz:8.3f} Hz | period error p50 {summary.error_p50_ms:6.3f} ms "
+        f"p99 {summary.error_p99_ms:6.3f} ms max {summary.error_max_ms:7.3f} ms | jitter "
+        f"{summary.jitter_ms:6.3f} ms | missed {summary.missed}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
+    parser.add_argument("--rate", type=float, default=50.0, help="control_rate_hz")
+    parser.add_argument("--mode", choices=("separate", "stack"), default="separate")
+    parser.add_argument("--image", default="640x480", help="published camera WxH (rgb8)")
+    parser.add_argument("--policy-image", default="224x224", help="checkpoint camera HxW")
+    parser.add_argument("--torch-threads", type=int, default=0, help="0: cores - 1")
+    parser.add_argument("--realtime-priority", type=int, default=10, help="streamer SCHED_FIFO")
+    parser.add_argument(
+        "--monitor-priority",
+        type=int,
+        default=20,
+        help="SCHED_FIFO priority of this measuring process and its DDS threads, as a robot's "
+        "real-time controller would have (0: normal scheduling)",
+    )
+    parser.add_argument("--checkpoint", default="", help="use this checkpoint (default: new ACT)")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring")
+    parser.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (0: random)")
+    parser.add_argument("--json", default="", help="also write the results here")
+    parser.add_argument("--role", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    width, height = (int(v) for v in args.image.split("x"))
+    if args.role == "robot":
+        run_robot((height, width), joint_rate=100.0, camera_rate=30.0)
+        return 0
+
+    domain = args.domain or random.SystemRandom().randint(60, 101)
+    env = isolated_ros_env(domain)
+    os.environ.update({"ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    policy_hw = tuple(int(v) for v in args.policy_image.split("x"))
+    tmp = tempfile.TemporaryDirectory(prefix="control_rate-")
+    checkpoint = args.checkpoint
+    if not checkpoint:
+        checkpoint = str(Path(tmp.name) / "act")
+        print(f"writing a random ACT checkpoint ({policy_hw[0]}x{policy_hw[1]} camera) ...")
+        make_act_checkpoint(Path(checkpoint), args.rate, policy_hw, env)
+
+    common = ["-p", f"checkpoint:={checkpoint}"]
+    policy_params = [
+        "-p", "inference_trigger:=rate", "-p", "inference_rate_hz:=1000.0",
+        "-p", f"torch_threads:={args.torch_threads}", "-p", "max_observation_age_s:=0.5",
+    ]  # fmt: skip
+    streamer_params = [
+        "-p", f"control_rate_hz:={args.rate}",
+        "-p", f"realtime_priority:={args.realtime_priority}",
+    ]  # fmt: skip
+    logs = Path(tmp.name)
+    procs: dict[str, NodeProcess] = {}
+    monitor = None
+    try:
+        procs["robot"] = NodeProcess(
+            "benchmarks.control_rate",
+            args=["--role", "robot", "--image", args.image],
+            env=env,
+            log_path=logs / "robot.log",
+        )
+        if args.mode == "stack":
+            procs["policy_stack"] = NodeProcess(
+                "robot_policy_ros.nodes.policy_stack",
+                ros_args=[*common, *policy_params, *streamer_params],
+                env=env,
+                log_path=logs / "stack.log",
+            )
+        else:
+            procs["policy_node"] = NodeProcess(
+                "robot_policy_ros.nodes.policy_node",
+                ros_args=[*common, *policy_params],
+                env=env,
+                log_path=logs / "policy.log",
+            )
+            procs["command_streamer"] = NodeProcess(
+                "robot_policy_ros.nodes.command_streamer",
+                ros_args=[*common, *streamer_params],
+                env=env,
+                log_path=logs / "streamer.log",
+            )
+        if args.monitor_priority > 0:
+            # Before rclpy creates the DDS threads, so that they inherit it.
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.monitor_priority))
+            except OSError as exc:
+                print(f"monitor keeps normal scheduling: {exc}")
+        monitor = Monitor()
+        print(f"domain {domain}: waiting for commands and inference ...")
+        deadline = time.monotonic() + 180.0
+        while time.monotonic() < deadline:
+            dead = [name for name, p in procs.items() if not p.alive()]
+            if dead:
+                raise RuntimeError(f"{dead} exited:\n" + procs[dead[0]].output()[-3000:])
+            inferences = _float(monitor.latest("policy_node"), "inferences")
+            if monitor.commands_seen > 10 and inferences >= 3:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("no commands / inference within 180 s")
+        time.sleep(args.warmup)
+
+        cpu0 = {name: cpu_seconds(p.proc.pid) for name, p in procs.items()}
+        cpu0["monitor"] = cpu_seconds(os.getpid())
+        streamer0 = monitor.latest("command_streamer")
+        policy0 = monitor.latest("policy_node")
+        t_start = time.monotonic()
+        monitor.recording = True
+        print(f"measuring for {args.duration:g} s ...")
+        time.sleep(args.duration)
+        monitor.recording = False
+        elapsed = time.monotonic() - t_start
+        time.sleep(1.5)  # one more diagnostics message covering the end
+        cpu1 = {name: cpu_seconds(p.proc.pid) for name, p in procs.items()}
+        cpu1["monitor"] = cpu_seconds(os.getpid())
+        streamer1 = monitor.latest("command_streamer")
+        policy1 = monitor.latest("policy_node")
+        windows = monitor.window("command_streamer", t_start + 10.0)
+    finally:
+        if monitor is not None:
+            monitor.close()
+        for proc in procs.values():
+            proc.stop()
+
+    period = 1.0 / args.rate
+    received = period_summary(monitor.received, period)
+    source = period_summary(monitor.source, period)
+    callback = period_summary(monitor.callback, period)
+    values = np.array(monitor.values)
+    window_p99 = [_float(w, "period_error_p99_ms") for w in windows]
+    window_max = [_float(w, "period_error_max_ms") for w in windows]
+    missed_streamer = int(_float(streamer1, "missed_ticks") - _float(streamer0, "missed_ticks"))
+    inferences = _float(policy1, "inferences") - _float(policy0, "inferences")
+    cpu = {name: 100.0 * (cpu1[name] - cpu0[name]) / elapsed for name in cpu1}
+    results = {
+        "duration_s": elapsed,
+        "rate_hz": args.rate,
+        "mode": args.mode,
+        "cpus": os.cpu_count(),
+        "subscriber_dds_received": received.as_dict(),
+        "subscriber_dds_source": source.as_dict(),
+        "subscriber_python_callback": callback.as_dict(),
+        "streamer_window_p99_ms_median": float(np.nanmedian(window_p99)) if windows else None,
+        "streamer_window_p99_ms_worst": float(np.nanmax(window_p99)) if windows else None,
+        "streamer_window_max_ms_worst": float(np.nanmax(window_max)) if windows else None,
+        "streamer_missed_ticks": missed_streamer,
+        "streamer_underrun_events": _float(streamer1, "underrun_events"),
+        "inference_latency_median_ms": _float(policy1, "inference_latency_median_ms"),
+        "inference_latency_p95_ms": _float(policy1, "inference_latency_p95_ms"),
+        "inferences_per_s": inferences / elapsed,
+        "commands_finite": bool(np.isfinite(values).all()) if values.size else None,
+        "cpu_percent": cpu,
+    }
+    target = received.error_p99_ms <= 1.0 and received.missed == 0 and missed_streamer == 0
+    print()
+    print(
+        f"control_rate: {elapsed:.0f} s at {args.rate:g} Hz, mode {args.mode}, {os.cpu_count()} "
+        f"CPUs, camera {args.image} rgb8 @30 Hz -> ACT {policy_hw[0]}x{policy_hw[1]}"
+    )
+    print(f"  subscriber, DDS receive time : {describe(received)}")
+    print(f"  subscriber, DDS source time  : {describe(source)}")
+    print(f"  subscriber, Python callback  : {describe(callback)}")
+    print(
+        f"  streamer's own ticks         : p99 per 10 s window median "
+        f"{results['streamer_window_p99_ms_median']:.3f} ms worst "
+        f"{results['streamer_window_p99_ms_worst']:.3f} ms, max "
+        f"{results['streamer_window_max_ms_worst']:.3f} ms, missed {missed_streamer}"
+    )
+    print(
+        f"  inference                    : median {results['inference_latency_median_ms']:.1f} "
+        f"ms p95 {results['inference_latency_p95_ms']:.1f} ms, "
+        f"{results['inferences_per_s']:.2f} inferences/s"
+    )
+    print("  CPU                          : " + ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items()))
+    print(
+        f"  target p99 <= 1 ms and 0 missed ticks (DDS receive time): "
+        f"{'MET' if target else 'MISSED'}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
