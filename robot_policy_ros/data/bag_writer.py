@@ -18,6 +18,7 @@ Pure module: no rclpy import (QoS profiles are given as ``rosbags.interfaces.Qos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -486,10 +487,8 @@ class BagWriter:
         except BaseException as exc:  # recorded and reported by close()
             self._error = exc
             LOG.exception("bag writer thread for %s stopped", self.path)
-            try:
+            with contextlib.suppress(Exception):
                 writer.abort()
-            except Exception:
-                pass
             return
         for key, value in self.custom_data.items():
             writer.set_custom_data(key, str(value))
@@ -574,7 +573,7 @@ def _parse_records(
             cid, _seq, log_time, _pub = struct.unpack_from("<HIQQ", rec, 0)
             yield cid, log_time, rec[22:]
         elif op == 0x06:  # chunk: records inside, maybe compressed
-            _s, _e, usize, _crc = struct.unpack_from("<QQQI", rec, 0)
+            _s, _e, _usize, _crc = struct.unpack_from("<QQQI", rec, 0)
             comp, p = _read_str(rec, 28)
             (clen,) = struct.unpack_from("<Q", rec, p)
             payload = rec[p + 8 : p + 8 + clen]
