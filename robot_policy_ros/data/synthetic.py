@@ -95,7 +95,12 @@ def write_synthetic_episode(
         return spec.start_s + phase + np.arange(n) / rate
 
     joint_t = times(spec.joint_rate_hz)
-    cmd_t = times(spec.command_rate_hz, phase=0.5 / spec.joint_rate_hz)
+    # command_rate_hz <= 0 writes a bag without commands (an unusable demonstration).
+    cmd_t = (
+        times(spec.command_rate_hz, phase=0.5 / spec.joint_rate_hz)
+        if spec.command_rate_hz > 0
+        else np.zeros(0)
+    )
     cam_t = {
         c: times(spec.camera_rate_hz, phase=0.003 * (i + 1)) for i, c in enumerate(spec.cameras)
     }
@@ -105,7 +110,7 @@ def write_synthetic_episode(
         goal = np.zeros(j)
     elif spec.motion == "reach":
         joint_q, goal = _reach(joint_t, spec, seed)
-        cmd_q = np.repeat(goal[None, :], cmd_t.size, axis=0)
+        cmd_q = np.repeat(goal[None, :], cmd_t.size, axis=0).reshape(cmd_t.size, j)
     else:
         raise ValueError(f"unknown motion {spec.motion!r}")
 
