@@ -856,6 +856,9 @@ class NodePlan:
     remappings: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
     package: str = PACKAGE
+    #: Stop the whole launch when this node exits (a policy stack missing a node is unsafe
+    #: to leave half-running, and a recording without its robot is useless).
+    required: bool = True
 
 
 @dataclass
@@ -871,7 +874,8 @@ class LaunchPlan:
     preset: ArmPreset | None = None
 
 
-def _namespace(args: Mapping[str, str]) -> str:
+def launch_namespace(args: Mapping[str, str]) -> str:
+    """The ``namespace`` argument without surrounding '/', validated ("" for none)."""
     ns = _arg(args, "namespace").strip("/")
     if ns:
         problem = validate_topic_name(ns)
@@ -880,7 +884,8 @@ def _namespace(args: Mapping[str, str]) -> str:
     return ns
 
 
-def _log_level(args: Mapping[str, str]) -> str:
+def log_level_arg(args: Mapping[str, str]) -> str:
+    """The ``log_level`` argument, validated (default ``info``)."""
     return _choice(args, "log_level", LOG_LEVELS) or "info"
 
 
@@ -914,7 +919,7 @@ def plan_policy_launch(
     plan, warnings = topic_plan(args, preset, info.camera_names)
     params = node_parameters(args, preset, limits_file=limits_file, plan=plan)
     rules = remappings(plan)
-    ns = _namespace(args)
+    ns = launch_namespace(args)
     nodes = [
         NodePlan("policy_node", "policy_node", params["policy_node"], rules),
         NodePlan("command_streamer", "command_streamer", params["command_streamer"], rules),
@@ -937,7 +942,7 @@ def plan_policy_launch(
             use_sim_time=parse_bool(_arg(args, "use_sim_time") or "false", "use_sim_time"),
         )
         infos.append(f"recording to {out}")
-    return LaunchPlan(nodes, ns, _log_level(args), record_cmd, infos, warnings, preset)
+    return LaunchPlan(nodes, ns, log_level_arg(args), record_cmd, infos, warnings, preset)
 
 
 def sim_robot_parameters(args: Mapping[str, str]) -> list[dict[str, Any] | str]:
@@ -981,7 +986,7 @@ def plan_record_demos(
     args = dict(args)
     preset = load_preset(_arg(args, "arm") or "sim_arm", share_dir)
     sim = parse_bool(_arg(args, "sim") or "true", "sim")
-    ns = _namespace(args)
+    ns = launch_namespace(args)
     recorder = _choice(args, "recorder", RECORDERS) or "ros2bag"
     topics = demo_record_topics(args, preset, sim, ns)
     out = bag_output_dir(_arg(args, "bag_dir") or "demos", "demo", now)
@@ -1013,7 +1018,7 @@ def plan_record_demos(
         if rec_file:
             params.append(str(Path(rec_file).expanduser()))
         nodes.append(NodePlan("bag_recorder", "bag_recorder", params))
-    return LaunchPlan(nodes, ns, _log_level(args), record_cmd, infos, [], preset)
+    return LaunchPlan(nodes, ns, log_level_arg(args), record_cmd, infos, [], preset)
 
 
 def gazebo_arguments(args: Mapping[str, str]) -> dict[str, str]:
@@ -1087,3 +1092,210 @@ def source_tree_env(share_dir: str | os.PathLike) -> dict[str, str]:
     root = str(Path(share_dir).resolve())
     current = os.environ.get("PYTHONPATH", "")
     return {"PYTHONPATH": os.pathsep.join(p for p in (root, current) if p)}
+
+
+# --------------------------------------------------------------------------------------
+# Launch arguments (name, default, description) of each launch file
+# --------------------------------------------------------------------------------------
+
+POLICY_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "checkpoint",
+        "",
+        "Checkpoint directory (required). A random one for trying things out: "
+        "robot-policy init-checkpoint.",
+    ),
+    (
+        "arm",
+        "sim_arm",
+        "Arm preset: a name from the package's config/arms (sim_arm, so100, so101, koch_v1_1, "
+        "franka_fr3, franka_panda, ur5e, vx300s), a path to your own preset YAML, or 'none' "
+        "(limits from the checkpoint, topics from the arguments below).",
+    ),
+    ("namespace", "", "ROS namespace of both nodes; relative topics resolve inside it."),
+    ("use_sim_time", "false", "Use /clock time (true for Gazebo or bag playback)."),
+    ("device", "cpu", "Inference device: cpu, cuda or cuda:N."),
+    ("dtype", "", "Inference dtype: float32, float16 or bfloat16 (empty: the node's default)."),
+    ("control_rate_hz", "", "Command rate in Hz (empty: the preset's control_rate_hz)."),
+    (
+        "blending",
+        "",
+        "How overlapping action chunks are blended: replace, temporal_ensemble, average or "
+        "crossfade (empty: the command_streamer's default).",
+    ),
+    ("joint_states_topic", "", "sensor_msgs/JointState input topic (empty: the preset's)."),
+    (
+        "camera_topics",
+        "",
+        "Image topic of each checkpoint camera as name=topic pairs, comma separated, e.g. "
+        "front=/cam/image_raw,wrist=/wrist/image_raw (empty: the preset's cameras).",
+    ),
+    (
+        "camera_topic",
+        "",
+        "Image topic for a single-camera checkpoint (shortcut for camera_topics).",
+    ),
+    (
+        "image_transport",
+        "",
+        "raw, or compressed to subscribe to <camera topic>/compressed (empty: the node's "
+        "default, raw).",
+    ),
+    ("command_topic", "", "Topic the joint commands are published on (empty: the preset's)."),
+    (
+        "command_interface",
+        "",
+        "Command message: position_array (std_msgs/Float64MultiArray, for a "
+        "forward_position_controller), joint_state (sensor_msgs/JointState) or "
+        "joint_trajectory (trajectory_msgs/JointTrajectory) (empty: the preset's).",
+    ),
+    (
+        "params_file",
+        "",
+        "ROS parameters YAML applied last to both nodes, so it overrides any parameter "
+        "(see config/policy_params.yaml).",
+    ),
+    (
+        "autostart",
+        "true",
+        "Configure and activate the lifecycle nodes at start (false: bring them up with "
+        "ros2 lifecycle set).",
+    ),
+    ("record", "false", "Also run ros2 bag record on the stack's inputs and outputs."),
+    ("bag_dir", "bags", "Folder for bags; each run records into a new timestamped sub-folder."),
+    ("log_level", "info", "Log level of the nodes: debug, info, warn, error or fatal."),
+)
+
+SIM_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
+    ("sim_params_file", "", "ROS parameters YAML for sim_robot (e.g. camera, rates, seed)."),
+)
+
+RECORD_DEMOS_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
+    ("arm", "sim_arm", "Arm preset (name or path) whose topics are recorded."),
+    (
+        "sim",
+        "true",
+        "true: start the embedded sim_robot and its scripted expert as the teleoperator; "
+        "false: record a real robot driven by your teleoperation.",
+    ),
+    (
+        "recorder",
+        "ros2bag",
+        "ros2bag (ros2 bag record, MCAP) or bag_recorder (this package's recorder node).",
+    ),
+    ("bag_dir", "demos", "Folder for demonstrations; each run gets a new timestamped bag."),
+    ("namespace", "", "ROS namespace of the sim, the expert and relative topics."),
+    ("use_sim_time", "false", "Record with /clock time."),
+    ("joint_states_topic", "", "Joint states topic to record (empty: the preset's)."),
+    ("camera_topics", "", "Camera topics to record as name=topic pairs (empty: the preset's)."),
+    ("camera_topic", "", "Image topic of a single camera (shortcut for camera_topics)."),
+    ("command_topic", "", "Command topic (the demonstrated actions) (empty: the preset's)."),
+    ("extra_topics", "", "More topics to record, space or comma separated."),
+    ("sim_params_file", "", "ROS parameters YAML for sim_robot and scripted_expert."),
+    ("recorder_params_file", "", "ROS parameters YAML for bag_recorder (recorder:=bag_recorder)."),
+    ("log_level", "info", "Log level of the nodes: debug, info, warn, error or fatal."),
+)
+
+GAZEBO_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "controller",
+        "forward_position_controller",
+        "gz_ros2_control controller to command: forward_position_controller "
+        "(position_array) or joint_trajectory_controller (joint_trajectory).",
+    ),
+    (
+        "gz_camera_topic",
+        "",
+        "Gazebo camera topic to bridge to ROS with ros_gz_bridge and feed to the policy "
+        "(empty: no camera bridge; set camera_topic(s) to an image topic you bridge yourself).",
+    ),
+    ("bridge_clock", "false", "Bridge /clock from Gazebo (false if your bringup already does)."),
+    (
+        "robot_launch",
+        "",
+        "Optional path of your Gazebo bringup launch file (gz sim + gz_ros2_control) to include.",
+    ),
+)
+
+
+def _with_defaults(
+    table: Sequence[tuple[str, str, str]], **defaults: str
+) -> tuple[tuple[str, str, str], ...]:
+    return tuple((n, defaults.get(n, d), t) for n, d, t in table)
+
+
+def sim_launch_arguments() -> tuple[tuple[str, str, str], ...]:
+    """sim.launch.py arguments: the policy arguments (arm defaults to sim_arm) + sim ones."""
+    return SIM_ARGUMENTS + _with_defaults(POLICY_ARGUMENTS, arm="sim_arm")
+
+
+def gazebo_launch_arguments() -> tuple[tuple[str, str, str], ...]:
+    """gazebo.launch.py arguments: Gazebo ones + policy ones (use_sim_time is forced true)."""
+    return GAZEBO_ARGUMENTS + tuple(a for a in POLICY_ARGUMENTS if a[0] != "use_sim_time")
+
+
+# --------------------------------------------------------------------------------------
+# Glue used by the launch files (imports launch/launch_ros lazily)
+# --------------------------------------------------------------------------------------
+
+
+def node_kwargs(
+    node: NodePlan, plan: LaunchPlan, share_dir: str | os.PathLike, package_indexed: bool
+) -> dict[str, Any]:
+    """Keyword arguments of the launch_ros ``Node`` action that starts ``node``."""
+    kwargs = node_command(node.executable, package_indexed)
+    arguments = [*kwargs.pop("arguments", []), *node.arguments]
+    if arguments:
+        kwargs["arguments"] = arguments
+    kwargs.update(
+        name=node.name,
+        parameters=list(node.parameters),
+        remappings=list(node.remappings),
+        ros_arguments=["--log-level", plan.log_level],
+        output="screen",
+    )
+    if plan.namespace:
+        kwargs["namespace"] = plan.namespace
+    if not package_indexed:
+        kwargs["additional_env"] = source_tree_env(share_dir)
+        kwargs["exec_name"] = node.name  # label output "[policy_node-1]", not "[python-1]"
+    return kwargs
+
+
+def declare_arguments(table: Sequence[tuple[str, str, str]]) -> list:
+    """``DeclareLaunchArgument`` actions for an argument table."""
+    from launch.actions import DeclareLaunchArgument
+
+    return [DeclareLaunchArgument(n, default_value=d, description=t) for n, d, t in table]
+
+
+def find_share_dir(context: Any, launch_file: str | os.PathLike) -> tuple[str, bool]:
+    """(share directory, whether the package is in the ament index).
+
+    ``FindPackageShare`` in an install space; the source checkout next to ``launch_file``
+    when the package is not installed (running the launch files from a clone).
+    """
+    from ament_index_python.packages import PackageNotFoundError
+    from launch_ros.substitutions import FindPackageShare
+
+    try:
+        return FindPackageShare(PACKAGE).perform(context), True
+    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
+        return str(fallback_share_dir(launch_file)), False
+
+
+def launch_actions(plan: LaunchPlan, share_dir: str | os.PathLike, package_indexed: bool) -> list:
+    """The launch actions that carry out ``plan``: log lines, nodes, ``ros2 bag record``."""
+    from launch.actions import ExecuteProcess, LogInfo, Shutdown
+    from launch_ros.actions import Node
+
+    actions: list = [LogInfo(msg=f"[robot_policy_ros] {m}") for m in plan.infos]
+    actions += [LogInfo(msg=f"[robot_policy_ros] WARNING: {w}") for w in plan.warnings]
+    for node in plan.nodes:
+        kwargs = node_kwargs(node, plan, share_dir, package_indexed)
+        if node.required:
+            kwargs["on_exit"] = Shutdown(reason=f"{node.name} exited")
+        actions.append(Node(**kwargs))
+    if plan.record_cmd:
+        actions.append(ExecuteProcess(cmd=plan.record_cmd, output="screen", name="bag_record"))
+    return actions
