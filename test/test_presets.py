@@ -149,6 +149,8 @@ def _sim_config_joints(data: dict) -> dict[str, dict[str, float]]:
             vel = j.get("max_velocity", j.get("velocity"))
             if vel is not None:
                 entry["max_velocity"] = float(vel)
+            if j.get("max_acceleration") is not None:
+                entry["max_acceleration"] = float(j["max_acceleration"])
             out[j["name"]] = entry
         return out
     names = root.get("joint_names") or (joints if isinstance(joints, list) else None)
@@ -178,6 +180,8 @@ def test_sim_arm_preset_agrees_with_the_sim_config():
         assert ref["lower"] <= joint.lower < joint.upper <= ref["upper"], joint.name
         if "max_velocity" in ref:
             assert joint.max_velocity <= ref["max_velocity"], joint.name
+        if "max_acceleration" in ref and joint.max_acceleration is not None:
+            assert joint.max_acceleration <= ref["max_acceleration"], joint.name
 
 
 # ---------------------------------------------------------------- loading
