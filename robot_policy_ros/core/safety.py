@@ -1,0 +1,427 @@
+"""The last gate before a motor: joint limits, rate limits, ramp-in, and rejection of bad values.
+
+Every command passes through :meth:`SafetyFilter.filter`. Its output is, by construction,
+always finite, within the position limits, and within ``max_velocity * dt`` of the previous
+output (``dt`` = time between calls). A rejected target (non-finite or wrong shape) or a missing
+one (None) holds the previous output.
+
+Order of operations per call:
+    1. reject non-finite / wrong-shape targets (hold previous);
+    2. clamp to ``[lower, upper]``;
+    3. limit the step from the last output to ``scale * max_velocity * dt``, where ``scale`` is
+       the ramp-in factor (0 at :meth:`SafetyFilter.start`, rising linearly to 1 over
+       ``ramp_in_s``; evaluated at the start of each interval, so the first output after
+       ``start`` equals the clamped measured position);
+    4. optionally limit the velocity change to ``max_acceleration * dt`` (with a braking cap
+       ``sqrt(2 * a * distance)`` so targets are approached without large overshoot);
+    5. clamp to the position limits again (only ever shortens the step, so a position limit wins
+       over the acceleration limit; the velocity bound still holds).
+
+A call with ``dt <= 0`` (time did not advance, or NaN) allows no motion; if time went
+backwards (e.g. a simulator reset) the filter re-anchors there and ramps in again.
+
+A hold (None / rejected target, ``dt <= 0``) repeats the previous output exactly, so the
+commanded velocity drops to zero at once even with the acceleration limit on: holding still is
+the safe fallback, and the acceleration limit then applies again from zero velocity.
+The final position clamp (step 5) can cut an acceleration-limited deceleration short at a joint
+limit; position limits always win.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+__all__ = ["JointLimits", "SafetyFilter", "SafetyReport"]
+
+
+def _as_vector(name: str, value: Any, n: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"JointLimits.{name} is not numeric: {value!r}") from None
+    if arr.shape != (n,):
+        raise ValueError(
+            f"JointLimits.{name} has shape {arr.shape}, expected ({n},) (one per joint)"
+        )
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class JointLimits:
+    """Per-joint position, velocity and (optional) acceleration limits, in joint units.
+
+    Arrays are converted to read-only float64 vectors of length ``len(names)``. Validation
+    (``__post_init__``) raises ValueError naming the offending joint.
+    """
+
+    names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray
+    max_acceleration: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        if not names:
+            raise ValueError("JointLimits needs at least one joint")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"JointLimits: duplicate joint names {dupes}")
+        object.__setattr__(self, "names", names)
+        n = len(names)
+        fields = ["lower", "upper", "max_velocity"]
+        if self.max_acceleration is not None:
+            fields.append("max_acceleration")
+        for field in fields:
+            arr = _as_vector(field, getattr(self, field), n)
+            bad = [names[i] for i in np.flatnonzero(~np.isfinite(arr))]
+            if bad:
+                raise ValueError(f"JointLimits.{field} is not finite for joint(s) {bad}")
+            object.__setattr__(self, field, arr)
+        for i, name in enumerate(names):
+            if not self.lower[i] < self.upper[i]:
+                raise ValueError(
+                    f"joint '{name}': lower limit {self.lower[i]} must be < upper {self.upper[i]}"
+                )
+            if not self.max_velocity[i] > 0:
+                raise ValueError(
+                    f"joint '{name}': max_velocity must be > 0, got {self.max_velocity[i]}"
+                )
+            if self.max_acceleration is not None and not self.max_acceleration[i] > 0:
+                raise ValueError(
+                    f"joint '{name}': max_acceleration must be > 0, got {self.max_acceleration[i]}"
+                )
+
+    def __len__(self) -> int:
+        """Number of joints."""
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JointLimits):
+            return NotImplemented
+        if (self.max_acceleration is None) != (other.max_acceleration is None):
+            return False
+        return (
+            self.names == other.names
+            and np.array_equal(self.lower, other.lower)
+            and np.array_equal(self.upper, other.upper)
+            and np.array_equal(self.max_velocity, other.max_velocity)
+            and (
+                self.max_acceleration is None
+                or np.array_equal(self.max_acceleration, other.max_acceleration)
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking array fields
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JointLimits:
+        """Build from ``{"joints": [{"name", "lower", "upper", "max_velocity",
+        "max_acceleration"?}, ...]}`` (the ``limits_file`` schema).
+
+        ``max_acceleration`` is optional, but must then be given for all joints or none
+        (a null value counts as absent).
+        """
+        if not isinstance(data, Mapping) or "joints" not in data:
+            raise ValueError("joint limits must be a mapping with a 'joints' list")
+        joints = data["joints"]
+        if not isinstance(joints, Sequence) or isinstance(joints, str) or not joints:
+            raise ValueError("joint limits: 'joints' must be a non-empty list")
+        names: list[str] = []
+        cols: dict[str, list[Any]] = {"lower": [], "upper": [], "max_velocity": []}
+        accel: list[Any] = []
+        for k, entry in enumerate(joints):
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"joint limits: entry {k} is not a mapping: {entry!r}")
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"joint limits: entry {k} has no 'name'")
+            missing = [key for key in cols if entry.get(key) is None]
+            if missing:
+                raise ValueError(f"joint limits: joint '{name}' lacks {missing}")
+            names.append(name)
+            for key, col in cols.items():
+                col.append(_number(name, key, entry[key]))
+            a = entry.get("max_acceleration")
+            accel.append(None if a is None else _number(name, "max_acceleration", a))
+        without = [n for n, a in zip(names, accel, strict=True) if a is None]
+        if 0 < len(without) < len(names):
+            raise ValueError(
+                f"joint limits: max_acceleration must be given for all joints or none; "
+                f"missing for {without}"
+            )
+        return cls(
+            names=tuple(names),
+            lower=np.array(cols["lower"]),
+            upper=np.array(cols["upper"]),
+            max_velocity=np.array(cols["max_velocity"]),
+            max_acceleration=None if without else np.array(accel, dtype=np.float64),
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | PathLike[str]) -> JointLimits:
+        """Load the ``limits_file``: YAML in the :meth:`from_dict` schema."""
+        import yaml  # local: only needed when a file is read
+
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The :meth:`from_dict` schema (round-trips)."""
+        joints = []
+        for i, name in enumerate(self.names):
+            entry: dict[str, Any] = {
+                "name": name,
+                "lower": float(self.lower[i]),
+                "upper": float(self.upper[i]),
+                "max_velocity": float(self.max_velocity[i]),
+            }
+            if self.max_acceleration is not None:
+                entry["max_acceleration"] = float(self.max_acceleration[i])
+            joints.append(entry)
+        return {"joints": joints}
+
+    def reorder(self, names: Sequence[str]) -> JointLimits:
+        """Limits for ``names`` in that order (a subset is fine).
+
+        Raises:
+            KeyError: naming every joint in ``names`` that these limits lack.
+        """
+        index = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise KeyError(
+                f"joint limits have no entry for joint(s) {missing}; available: {list(self.names)}"
+            )
+        idx = np.array([index[n] for n in names], dtype=np.intp)
+        return JointLimits(
+            names=tuple(names),
+            lower=self.lower[idx],
+            upper=self.upper[idx],
+            max_velocity=self.max_velocity[idx],
+            max_acceleration=None if self.max_acceleration is None else self.max_acceleration[idx],
+        )
+
+
+def _number(joint: str, key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}") from None
+
+
+@dataclass
+class SafetyReport:
+    """What the filter did on one call.
+
+    Attributes:
+        accepted: False if the target was rejected (non-finite / wrong shape) or None (hold).
+        clamped: joints clamped to position limits this tick.
+        rate_limited: joints limited by velocity/acceleration (or ``dt <= 0``) this tick.
+        ramping: True while the ramp-in still scales the velocity limit down.
+        reason: "" or why the target was rejected / held.
+    """
+
+    accepted: bool
+    clamped: tuple[str, ...] = ()
+    rate_limited: tuple[str, ...] = ()
+    ramping: bool = False
+    reason: str = ""
+
+
+class SafetyFilter:
+    """Stateful filter from raw targets to motor-safe joint commands.
+
+    Args:
+        limits: joint limits, in the order of the target vectors.
+        ramp_in_s: time over which the velocity limit rises from 0 to full after
+            :meth:`start` (0 disables the ramp).
+        use_acceleration_limit: also limit velocity changes by ``limits.max_acceleration``
+            (ValueError if the limits have none).
+
+    Counters (running, reset by :meth:`reset`): ``rejected_total`` (targets rejected as
+    non-finite / wrong shape), ``clamped_total`` and ``rate_limited_total`` (calls in which at
+    least one joint was clamped / rate limited), ``held_total`` (calls with a None target).
+    """
+
+    #: Steps differing by less than this from the wanted step do not count as rate limited.
+    _TOL = 1e-12
+
+    def __init__(
+        self, limits: JointLimits, ramp_in_s: float = 2.0, use_acceleration_limit: bool = False
+    ) -> None:
+        if not (math.isfinite(ramp_in_s) and ramp_in_s >= 0.0):
+            raise ValueError(f"ramp_in_s must be finite and >= 0, got {ramp_in_s!r}")
+        if use_acceleration_limit and limits.max_acceleration is None:
+            raise ValueError(
+                "use_acceleration_limit=True needs max_acceleration for every joint in the limits"
+            )
+        self.limits = limits
+        self.ramp_in_s = float(ramp_in_s)
+        self.use_acceleration_limit = bool(use_acceleration_limit)
+        self._names = np.array(limits.names, dtype=object)
+        self.reset()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the last command and counters; :meth:`start` is needed again."""
+        self._last: np.ndarray | None = None
+        self._velocity = np.zeros(len(self.limits))
+        self._t_last = 0.0
+        self._t_start = 0.0
+        self.rejected_total = 0
+        self.clamped_total = 0
+        self.rate_limited_total = 0
+        self.held_total = 0
+
+    def start(self, measured: np.ndarray, t: float) -> None:
+        """Begin at the measured joint positions: last command = clamp(measured), ramp in.
+
+        Raises:
+            ValueError: ``measured`` non-finite or of the wrong shape, or ``t`` non-finite.
+        """
+        pos = np.array(measured, dtype=np.float64)
+        if pos.shape != (len(self.limits),):
+            raise ValueError(
+                f"measured positions have shape {pos.shape}, expected ({len(self.limits)},)"
+            )
+        if not np.all(np.isfinite(pos)):
+            bad = list(self._names[~np.isfinite(pos)])
+            raise ValueError(f"measured positions are not finite for joint(s) {bad}")
+        if not math.isfinite(t):
+            raise ValueError(f"start time must be finite, got {t!r}")
+        self._last = np.clip(pos, self.limits.lower, self.limits.upper)
+        self._velocity = np.zeros(len(self.limits))
+        self._t_last = float(t)
+        self._t_start = float(t)
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` was called (and not reset since)."""
+        return self._last is not None
+
+    @property
+    def last_command(self) -> np.ndarray | None:
+        """Copy of the last output (the clamped measured position right after start)."""
+        return None if self._last is None else self._last.copy()
+
+    def ramp_scale(self, t: float) -> float:
+        """Fraction (0..1) of the full velocity limit allowed at time ``t``."""
+        if self.ramp_in_s <= 0.0:
+            return 1.0
+        return min(max((t - self._t_start) / self.ramp_in_s, 0.0), 1.0)
+
+    # -- the filter ------------------------------------------------------------------------
+
+    def filter(self, target: np.ndarray | None, t: float) -> tuple[np.ndarray, SafetyReport]:
+        """Safe command for time ``t`` moving towards ``target``.
+
+        Returns a fresh (J,) array and a report. None, non-finite or wrong-shape targets hold
+        the previous output.
+
+        Raises:
+            RuntimeError: if :meth:`start` was not called.
+        """
+        if self._last is None:
+            raise RuntimeError("SafetyFilter.filter() called before start(measured, t)")
+        last = self._last
+        t = float(t)
+        dt = t - self._t_last if math.isfinite(t) else math.nan
+        # Ramp factor at the start of the interval: 0 right after start(), so nothing jumps.
+        scale = self.ramp_scale(self._t_last)
+        ramping = scale < 1.0
+
+        if target is None:
+            self.held_total += 1
+            return self._hold(t, dt, SafetyReport(False, ramping=ramping, reason="no target"))
+        reason = self._reject_reason(target)
+        if reason:
+            self.rejected_total += 1
+            return self._hold(t, dt, SafetyReport(False, ramping=ramping, reason=reason))
+
+        goal = np.asarray(target, dtype=np.float64)
+        lower, upper = self.limits.lower, self.limits.upper
+        clamped_mask = (goal < lower) | (goal > upper)
+        goal = np.clip(goal, lower, upper)
+        clamped = tuple(self._names[clamped_mask]) if clamped_mask.any() else ()
+        if clamped:
+            self.clamped_total += 1
+
+        if not dt > 0.0:  # dt <= 0 or NaN: no motion allowed
+            limited_mask = np.abs(goal - last) > self._TOL
+            report = SafetyReport(
+                True,
+                clamped=clamped,
+                rate_limited=tuple(self._names[limited_mask]),
+                ramping=ramping,
+                reason="time did not advance (dt <= 0): holding",
+            )
+            if limited_mask.any():
+                self.rate_limited_total += 1
+            return self._hold(t, dt, report)
+
+        wanted = goal - last
+        vmax = scale * self.limits.max_velocity
+        velocity = np.clip(wanted / dt, -vmax, vmax)
+        if self.use_acceleration_limit:
+            amax = self.limits.max_acceleration
+            assert amax is not None  # checked in __init__
+            # Braking cap: from speed v we can still stop within distance v^2 / (2a).
+            brake = np.sqrt(2.0 * amax * np.abs(wanted))
+            velocity = np.clip(velocity, -brake, brake)
+            dv = amax * dt
+            velocity = np.clip(velocity, self._velocity - dv, self._velocity + dv)
+            velocity = np.clip(velocity, -vmax, vmax)
+        step = velocity * dt
+        # Guarantee the velocity bound despite float rounding in velocity * dt.
+        max_step = vmax * dt
+        step = np.clip(step, -max_step, max_step)
+        out = np.clip(last + step, lower, upper)
+        limited_mask = np.abs(out - goal) > self._TOL
+        rate_limited = tuple(self._names[limited_mask]) if limited_mask.any() else ()
+        if rate_limited:
+            self.rate_limited_total += 1
+
+        self._velocity = (out - last) / dt
+        self._last = out
+        self._t_last = t
+        report = SafetyReport(True, clamped=clamped, rate_limited=rate_limited, ramping=ramping)
+        return out.copy(), report
+
+    def _reject_reason(self, target: Any) -> str:
+        try:
+            arr = np.asarray(target, dtype=np.float64)
+        except (TypeError, ValueError):
+            return "target is not numeric"
+        if arr.shape != (len(self.limits),):
+            return f"target has shape {arr.shape}, expected ({len(self.limits)},)"
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            return f"non-finite target for joint(s) {list(self._names[bad])}"
+        return ""
+
+    def _hold(self, t: float, dt: float, report: SafetyReport) -> tuple[np.ndarray, SafetyReport]:
+        """Output the previous command again; the hold means zero velocity from here."""
+        assert self._last is not None
+        self._velocity = np.zeros(len(self.limits))
+        if dt > 0.0:
+            self._t_last = t
+        elif math.isfinite(t) and dt < 0.0:
+            # Time went backwards (e.g. a simulator reset): re-anchor and ramp in again.
+            self._t_last = t
+            self._t_start = t
+        return self._last.copy(), report
