@@ -265,3 +265,53 @@ def test_bad_parameter_stops_with_message(node_env, tmp_path):
     proc2 = _run_to_exit(node_env, "-p", limits, "-p", "blending:=blend")
     assert proc2.proc.returncode == 1
     assert "'blending' = 'blend'" in proc2.output() and "temporal_ensemble" in proc2.output()
+
+
+@pytest.mark.parametrize("interface", ["joint_state", "joint_trajectory"])
+def test_command_interfaces_carry_names_and_positions(
+    start_node, tmp_path, rclpy_context, interface
+):
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    msg_type = JointState if interface == "joint_state" else JointTrajectory
+    proc = _start(start_node, tmp_path, f"command_interface:={interface}", "control_rate_hz:=100.0")
+    with FakeRobot(rclpy_context, positions=[0.1, -0.2, 0.05], command_type=msg_type) as robot:
+        assert robot.wait_for(lambda: len(robot.commands) >= 20, 15.0), proc.output()
+        _, last = robot.commands[-1]
+        if interface == "joint_state":
+            names, positions = last
+            assert names == JOINTS
+            np.testing.assert_allclose(positions, [0.1, -0.2, 0.05], atol=1e-9)
+        else:
+            assert list(last.joint_names) == JOINTS and len(last.points) == 1
+            np.testing.assert_allclose(last.points[0].positions, [0.1, -0.2, 0.05], atol=1e-9)
+            tfs = last.points[0].time_from_start
+            assert tfs.sec == 0 and tfs.nanosec == 10_000_000  # reach it at the next tick
+
+
+def test_joint_state_missing_a_joint_is_clear_error(start_node, tmp_path, rclpy_context):
+    proc = _start(start_node, tmp_path)
+    with FakeRobot(rclpy_context, joint_names=["shoulder", "wrist"], positions=[0.0, 0.0]) as robot:
+        assert proc.wait_for_output("joint_states lacks joint(s) ['elbow']", 15.0), proc.output()
+        time.sleep(0.5)
+        assert robot.commands == []
+
+
+def test_every_parameter_has_description_type_and_range(rclpy_context):
+    from robot_policy_ros.nodes.command_streamer import CommandStreamer
+    from robot_policy_ros.nodes.policy_node import PolicyNode
+
+    for cls in (CommandStreamer, PolicyNode):
+        node = cls(context=rclpy_context)
+        try:
+            for spec in node.specs:
+                desc = node.describe_parameter(spec.name)
+                assert desc.description, spec.name
+                assert desc.type != 0, spec.name
+                if isinstance(spec.default, float) and spec.min_value is not None:
+                    assert desc.floating_point_range, spec.name
+                if spec.choices:
+                    assert all(c in desc.additional_constraints for c in spec.choices)
+        finally:
+            node.destroy_node()
