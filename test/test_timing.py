@@ -90,13 +90,13 @@ def test_ticker_skips_and_counts_missed_deadlines_instead_of_bursting():
     ticker = FixedRateTicker(100.0, spin_s=0.0, clock=clock, sleep=clock.sleep)
     ticker.start()
     ticker.wait()
-    clock.t += 0.035  # overran: deadlines at +10, +20, +30 ms have passed
+    clock.t += 0.037  # overran: deadlines at +10, +20, +30 ms passed, +30 by more than 5 ms
     tick = ticker.wait()
-    assert tick.missed == 2 and ticker.missed_total == 2
-    assert tick.deadline == pytest.approx(100.03)  # runs now, on the original grid
+    assert tick.missed == 3 and ticker.missed_total == 3
+    assert tick.deadline == pytest.approx(100.04)  # the next deadline on the original grid
+    assert tick.woke == pytest.approx(100.04)  # it waited for it: no burst
     nxt = ticker.wait()
-    assert nxt.deadline == pytest.approx(100.04) and nxt.missed == 0
-    assert nxt.woke == pytest.approx(100.04)  # it waited: no burst
+    assert nxt.deadline == pytest.approx(100.05) and nxt.missed == 0
 
 
 def test_slightly_late_tick_is_late_not_missed():
@@ -104,9 +104,23 @@ def test_slightly_late_tick_is_late_not_missed():
     ticker = FixedRateTicker(100.0, spin_s=0.0, clock=clock, sleep=clock.sleep)
     ticker.start()
     ticker.wait()
-    clock.t += 0.015  # 5 ms past the next deadline: less than one period
+    clock.t += 0.014  # 4 ms past the next deadline: within half a period
     tick = ticker.wait()
-    assert tick.missed == 0 and tick.lateness == pytest.approx(0.005)
+    assert tick.missed == 0 and tick.lateness == pytest.approx(0.004)
+
+
+def test_late_wake_up_is_skipped_not_served():
+    """A sleep that returns far too late (thread preempted) skips that tick."""
+    clock = FakeClock()
+
+    def oversleep(dt: float) -> None:
+        clock.t += dt + (0.008 if clock.t < 100.015 else 0.0)  # one wake-up 8 ms late
+
+    ticker = FixedRateTicker(100.0, spin_s=0.0, clock=clock, sleep=oversleep)
+    ticker.start()
+    ticker.wait()
+    tick = ticker.wait()
+    assert tick.missed == 1 and tick.deadline == pytest.approx(100.02)
 
 
 def test_ticker_stops_promptly_when_asked():

@@ -160,13 +160,17 @@ class FixedRateTicker:
     """Absolute-deadline pacing for a control loop at ``rate_hz``.
 
     Deadlines are ``start + k / rate_hz``, so errors never accumulate. ``wait()`` sleeps
-    until ``spin_s`` before the next deadline and busy-waits the rest. If the caller comes
-    back more than one period after a deadline, the deadlines in between are counted in
-    :attr:`missed_total` and skipped; the tick then runs at once, on the original grid.
+    until ``spin_s`` before the next deadline and busy-waits the rest. A tick is served
+    only if it can start within ``max_lateness`` (default half a period) of its deadline;
+    deadlines that cannot (the loop overran, or the thread woke too late) are counted in
+    :attr:`missed_total` and skipped, and the loop waits for the next deadline on the
+    original grid. So the loop never bursts to catch up: two ticks are never closer than
+    ``period - max_lateness``.
 
     Args:
         rate_hz: tick rate.
         spin_s: final part of each wait spent spinning instead of sleeping (0 disables).
+        max_lateness: latest start after a deadline, in seconds (default period / 2).
         clock / sleep: injectable for tests (default ``time.monotonic`` / ``time.sleep``).
     """
 
@@ -174,6 +178,7 @@ class FixedRateTicker:
         self,
         rate_hz: float,
         spin_s: float = 0.0003,
+        max_lateness: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -183,6 +188,9 @@ class FixedRateTicker:
             raise ValueError(f"spin_s must be >= 0, got {spin_s}")
         self.rate_hz = float(rate_hz)
         self.period = 1.0 / self.rate_hz
+        self.max_lateness = self.period / 2 if max_lateness is None else float(max_lateness)
+        if not 0 <= self.max_lateness < self.period:
+            raise ValueError(f"max_lateness must be in [0, period), got {max_lateness}")
         self.spin_s = float(spin_s)
         self._clock = clock
         self._sleep = sleep
@@ -203,30 +211,38 @@ class FixedRateTicker:
             raise RuntimeError("FixedRateTicker.start() was not called")
         return self._start + self._index * self.period
 
+    def _skip_late(self, now: float) -> int:
+        """Skip deadlines that can no longer start within max_lateness; returns how many."""
+        late = now - self.next_deadline
+        if late <= self.max_lateness:
+            return 0
+        # The latest deadline at or before now; skip it too if it is already too late.
+        skip = int(late // self.period)
+        if late - skip * self.period > self.max_lateness:
+            skip += 1
+        self._index += skip
+        self.missed_total += skip
+        return skip
+
     def wait(self, stop: threading.Event | None = None) -> Tick | None:
         """Block until the next deadline; returns the tick, or None if ``stop`` got set."""
-        deadline = self.next_deadline
-        now = self._clock()
         missed = 0
-        late = now - deadline
-        if late > self.period:
-            # Overran by more than a period: skip the deadlines that passed, count them.
-            missed = int(late // self.period)
-            self._index += missed
-            self.missed_total += missed
-            deadline = self.next_deadline
-        remaining = deadline - now
-        while remaining > self.spin_s:
+        while True:
             if stop is not None and stop.is_set():
                 return None
-            # Sleep in slices of at most 50 ms so a stop request is seen promptly.
-            self._sleep(min(remaining - self.spin_s, 0.05))
             now = self._clock()
+            missed += self._skip_late(now)
+            deadline = self.next_deadline
             remaining = deadline - now
-        while now < deadline:  # the last fraction of a millisecond: spin
-            now = self._clock()
-        if stop is not None and stop.is_set():
-            return None
+            if remaining > self.spin_s:
+                # Sleep in slices of at most 50 ms so a stop request is seen promptly.
+                self._sleep(min(remaining - self.spin_s, 0.05))
+                continue
+            while now < deadline:  # the last fraction of a millisecond: spin
+                now = self._clock()
+            if now - deadline <= self.max_lateness:
+                break
+            # Woke too late (preempted while spinning): skip it, go round again.
         tick = Tick(index=self._index, deadline=deadline, woke=now, missed=missed)
         self._index += 1
         return tick

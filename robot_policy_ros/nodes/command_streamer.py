@@ -298,7 +298,7 @@ class CommandStreamer(ManagedNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, SPECS, **kwargs)
-        self._log = LogThrottle(self.get_logger(), period_s=2.0)
+        self._log = LogThrottle(self.log, period_s=2.0)
         self._subs: list[Any] = []
         self._pubs: list[Any] = []
         self._timers: list[Any] = []
@@ -382,7 +382,7 @@ class CommandStreamer(ManagedNode):
         ]
         self._configured = True
         self.state = "inactive"
-        self.get_logger().info(
+        self.log.info(
             f"{self.num_joints} joints {list(self.joint_names)}, {self.rate_hz:g} Hz, "
             f"blending {blend.mode.value}, command_interface {params['command_interface']}"
         )
@@ -466,7 +466,7 @@ class CommandStreamer(ManagedNode):
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             if self._thread.is_alive():
-                self.get_logger().error("control thread did not stop within 2 s")
+                self.log.error("control thread did not stop within 2 s")
             self._thread = None
         if self._executor_rt:
             self._executor_rt = not self._set_thread_priority(0, "executor thread")
@@ -592,7 +592,7 @@ class CommandStreamer(ManagedNode):
             self._estop.set()  # the control thread holds from its next tick on
             self.buffer.clear()
             self._accept_after = self._ros_now()
-            self.get_logger().error("E-STOP: holding; call ~/reset_e_stop after releasing it")
+            self.log.error("E-STOP: holding; call ~/reset_e_stop after releasing it")
 
     def _on_reset_e_stop(self, request: Trigger.Request, response: Trigger.Response):
         if not self._estop.is_set():
@@ -606,7 +606,7 @@ class CommandStreamer(ManagedNode):
             self._estop.clear()
             response.success = True
             response.message = "e-stop released; ramping in from the measured position"
-            self.get_logger().warning(response.message)
+            self.log.warning(response.message)
         return response
 
     # -- control thread ------------------------------------------------------------------------
@@ -621,16 +621,14 @@ class CommandStreamer(ManagedNode):
         except (AttributeError, PermissionError, OSError) as exc:
             if priority > 0 and not self._rt_refusal_logged:
                 self._rt_refusal_logged = True
-                self.get_logger().info(
-                    f"{what} keeps normal scheduling (SCHED_FIFO not permitted: {exc})"
-                )
+                self.log.info(f"{what} keeps normal scheduling (SCHED_FIFO not permitted: {exc})")
             return False
         return True
 
     def _control_loop(self) -> None:
         priority = self.params["realtime_priority"]
         if priority > 0 and self._set_thread_priority(priority, "control thread"):
-            self.get_logger().info(f"control thread runs SCHED_FIFO priority {priority}")
+            self.log.info(f"control thread runs SCHED_FIFO priority {priority}")
         ticker = FixedRateTicker(self.rate_hz)
         self._ticker = ticker
         ticker.start(time.monotonic() + self.period)
@@ -783,7 +781,7 @@ class CommandStreamer(ManagedNode):
         if not self.active:
             return
         v = self.snapshot()
-        self.get_logger().info(
+        self.log.info(
             f"{v['state']} | {v['tick_rate_hz']:.1f} Hz, period err p99 "
             f"{v['period_error_p99_ms']:.2f} ms max {v['period_error_max_ms']:.2f} ms, "
             f"missed {v['missed_ticks']} | buffer {v['buffer_chunks']} chunks "

@@ -16,11 +16,14 @@ cleanly.
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -67,6 +70,8 @@ class ManagedNode(LifecycleNode):
 
     def __init__(self, node_name: str, specs: Sequence[ParamSpec], **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        # All logging of these nodes goes through a non-blocking writer (see BackgroundLog).
+        self.log = BackgroundLog(self.get_name(), int(self.get_logger().get_effective_level()))
         self.specs: list[ParamSpec] = [*specs, AUTOSTART]
         declare_parameters(self, self.specs)
         self.params: dict[str, Any] = {}
@@ -100,11 +105,11 @@ class ManagedNode(LifecycleNode):
         except (ParameterError, ConfigurationError, ValueError, KeyError, OSError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             self.failure = f"{what} failed: {message}"
-            self.get_logger().error(self.failure)
+            self.log.error(self.failure)
             return TransitionCallbackReturn.FAILURE
         except Exception as exc:  # a bug: log it with its traceback, never swallow it
             self.failure = f"{what} failed: {type(exc).__name__}: {exc}"
-            self.get_logger().error(f"{self.failure}\n{traceback.format_exc()}")
+            self.log.error(f"{self.failure}\n{traceback.format_exc()}")
             return TransitionCallbackReturn.FAILURE
         self.failure = ""
         return TransitionCallbackReturn.SUCCESS
@@ -120,7 +125,7 @@ class ManagedNode(LifecycleNode):
 
         result = self._run("configure", _configure)
         if result == TransitionCallbackReturn.SUCCESS:
-            self.get_logger().info("configured")
+            self.log.info("configured")
         return result
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -137,7 +142,7 @@ class ManagedNode(LifecycleNode):
 
         result = self._run("activate", _activate)
         if result == TransitionCallbackReturn.SUCCESS:
-            self.get_logger().info("active")
+            self.log.info("active")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -147,7 +152,7 @@ class ManagedNode(LifecycleNode):
 
         result = self._run("deactivate", _deactivate)
         if result == TransitionCallbackReturn.SUCCESS:
-            self.get_logger().info("inactive")
+            self.log.info("inactive")
         return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -165,7 +170,7 @@ class ManagedNode(LifecycleNode):
         try:
             self.cleanup()
         except Exception as exc:
-            self.get_logger().warning(f"cleanup after a failed configure: {exc}")
+            self.log.warning(f"cleanup after a failed configure: {exc}")
 
     def shutdown_quietly(self) -> None:
         """Stop threads and release resources whatever the state (idempotent)."""
@@ -174,7 +179,7 @@ class ManagedNode(LifecycleNode):
             try:
                 self.deactivate()
             except Exception as exc:
-                self.get_logger().warning(f"deactivate at shutdown: {exc}")
+                self.log.warning(f"deactivate at shutdown: {exc}")
         self._quiet_cleanup()
 
 
@@ -211,7 +216,7 @@ def run_nodes(
             if node.autostart:
                 reason = autostart_node(node)
                 if reason:
-                    node.get_logger().fatal(f"could not start: {reason}")
+                    node.log.fatal(f"could not start: {reason}")
                     return 1
         # Callbacks only hand data to the control / inference threads (O(1) each), so one
         # executor thread is enough; more would compete with those threads for the GIL.
@@ -224,6 +229,7 @@ def run_nodes(
     finally:
         for node in nodes:
             node.shutdown_quietly()
+            node.log.flush()
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
         for node in nodes:
@@ -235,6 +241,75 @@ def run_nodes(
 def main_for(factories: Sequence[Callable[[], ManagedNode]]) -> None:
     """``main()`` body: run the nodes and exit with their code."""
     sys.exit(run_nodes(factories, args=sys.argv))
+
+
+class BackgroundLog:
+    """Non-blocking log for processes with a control thread: lines are queued and written
+    to stderr by a daemon thread with ``os.write``, which releases the GIL while it writes.
+
+    Why not the rclpy logger: it holds the GIL while it writes (to stderr, the log file and
+    /rosout). A slow consumer (a full pipe, disk writeback under I/O load) then stalls every
+    Python thread of the process, the control loop included, for as long as the write takes.
+    Lines keep the ROS console format (``[LEVEL] [stamp] [node]: message``); they are not
+    published on /rosout. When the queue is full, lines are dropped and counted.
+    """
+
+    LEVELS: ClassVar[dict[str, int]] = {
+        "debug": 10,
+        "info": 20,
+        "warning": 30,
+        "error": 40,
+        "fatal": 50,
+    }
+
+    def __init__(self, name: str, min_level: int = 20, fd: int = 2, capacity: int = 1000) -> None:
+        self.name = name
+        self.min_level = min_level
+        self._fd = fd
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._write_loop, name="log", daemon=True)
+        self._thread.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            line = self._queue.get()
+            if line is None:
+                return
+            with contextlib.suppress(OSError):
+                os.write(self._fd, line)
+
+    def log(self, level: str, message: str) -> None:
+        """Queue one line (never blocks)."""
+        if self.LEVELS[level] < self.min_level:
+            return
+        label = "WARN" if level == "warning" else level.upper()
+        line = f"[{label}] [{time.time():.9f}] [{self.name}]: {message}\n".encode(errors="replace")
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def debug(self, message: str) -> None:
+        self.log("debug", message)
+
+    def info(self, message: str) -> None:
+        self.log("info", message)
+
+    def warning(self, message: str) -> None:
+        self.log("warning", message)
+
+    def error(self, message: str) -> None:
+        self.log("error", message)
+
+    def fatal(self, message: str) -> None:
+        self.log("fatal", message)
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Wait until the queued lines are written (at exit)."""
+        deadline = time.monotonic() + timeout
+        while not self._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.005)
 
 
 class LogThrottle:

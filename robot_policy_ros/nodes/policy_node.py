@@ -178,7 +178,7 @@ class PolicyNode(ManagedNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, SPECS, **kwargs)
-        self._log = LogThrottle(self.get_logger(), period_s=2.0)
+        self._log = LogThrottle(self.log, period_s=2.0)
         self._subs: list[Any] = []
         self._pubs: list[Any] = []
         self._timers: list[Any] = []
@@ -266,7 +266,7 @@ class PolicyNode(ManagedNode):
         self._configured = True
         self.state = "inactive"
         topics = [s.topic_name for s in self._subs]
-        self.get_logger().info(
+        self.log.info(
             f"{policy.policy_type} checkpoint: {len(self.joint_names)} joints, cameras "
             f"{self.image_shapes}, chunk {policy.chunk_size} @ {self.fps:g} fps "
             f"({self.chunk_span:.2f} s), torch threads {threads}; inputs {topics}"
@@ -287,7 +287,7 @@ class PolicyNode(ManagedNode):
             raise ConfigurationError(f"the checkpoint cannot run inference: {exc}") from exc
         finally:
             self.policy.reset()
-        self.get_logger().info(f"warm-up inference took {1e3 * (time.perf_counter() - t0):.0f} ms")
+        self.log.info(f"warm-up inference took {1e3 * (time.perf_counter() - t0):.0f} ms")
 
     def cleanup(self) -> None:
         for sub in self._subs:
@@ -317,7 +317,7 @@ class PolicyNode(ManagedNode):
         if self._thread is not None:
             self._thread.join(timeout=30.0)
             if self._thread.is_alive():
-                self.get_logger().error("inference worker did not stop within 30 s")
+                self.log.error("inference worker did not stop within 30 s")
             self._thread = None
         # Forget every input and what was published: nothing old is used after re-activation.
         self.gate.clear()
@@ -508,7 +508,7 @@ class PolicyNode(ManagedNode):
         if not self.active:
             return
         v = self.snapshot()
-        self.get_logger().info(
+        self.log.info(
             f"{v['state']} | inference median {v['inference_latency_median_ms']:.0f} ms p95 "
             f"{v['inference_latency_p95_ms']:.0f} ms | chunks {v['chunks_published']} "
             f"({v['chunk_rate_hz']:.2f}/s), non-finite dropped {v['chunks_dropped_non_finite']}"
