@@ -285,6 +285,25 @@ def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...]
     )
 
 
+class GcPauses:
+    """Longest garbage-collector pause in this process (a pause stalls every thread)."""
+
+    def __init__(self) -> None:
+        self.max_ms = 0.0
+        self.count = 0
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.count += 1
+            self.max_ms = max(self.max_ms, 1e3 * (time.perf_counter() - self._t0))
+
+
+GC_PAUSES = GcPauses()
+
+
 class ChunkRejectedError(ValueError):
     """A chunk the streamer will not buffer; ``key`` names the counter."""
 
@@ -451,13 +470,19 @@ class CommandStreamer(ManagedNode):
         # only scan young objects, so a GC pause cannot stall a tick for long.
         gc.collect()
         gc.freeze()
+        if GC_PAUSES not in gc.callbacks:
+            gc.callbacks.append(GC_PAUSES)
         self.state = "waiting_for_joint_states"
-        # The executor thread (this one) also takes the GIL. If the OS preempted it while it
-        # holds the GIL, the control thread would wait for it however high its own priority
-        # (priority inversion); one FIFO level below the control thread prevents that.
+        # The executor thread (this one) and the log writer also take the GIL. If the OS
+        # preempted one of them while it holds the GIL, the control thread would wait for it
+        # however high its own priority (priority inversion); one FIFO level below the
+        # control thread prevents that. (Both only run briefly.)
         priority = self.params["realtime_priority"]
         if priority > 1:
             self._executor_rt = self._set_thread_priority(priority - 1, "executor thread")
+            log_tid = self.log.writer.thread.native_id
+            if log_tid is not None:
+                self._set_thread_priority(priority - 1, "log thread", log_tid)
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
 
@@ -611,13 +636,14 @@ class CommandStreamer(ManagedNode):
 
     # -- control thread ------------------------------------------------------------------------
 
-    def _set_thread_priority(self, priority: int, what: str) -> bool:
-        """SCHED_FIFO ``priority`` for the calling thread (0: normal scheduling)."""
+    def _set_thread_priority(self, priority: int, what: str, tid: int = 0) -> bool:
+        """SCHED_FIFO ``priority`` for thread ``tid`` (0: the calling thread); priority 0
+        restores normal scheduling."""
         try:
             if priority > 0:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
             else:
-                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
         except (AttributeError, PermissionError, OSError) as exc:
             if priority > 0 and not self._rt_refusal_logged:
                 self._rt_refusal_logged = True
@@ -759,6 +785,8 @@ class CommandStreamer(ManagedNode):
                     time.monotonic() - measured.received if measured is not None else math.nan
                 ),
                 "tick_errors": self.tick_errors,
+                "gc_pause_max_ms": GC_PAUSES.max_ms,
+                "log_lines_dropped": self.log.dropped,
             }
         )
         for key, count in self.chunks_rejected.items():

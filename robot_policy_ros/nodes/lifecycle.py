@@ -243,15 +243,57 @@ def main_for(factories: Sequence[Callable[[], ManagedNode]]) -> None:
     sys.exit(run_nodes(factories, args=sys.argv))
 
 
-class BackgroundLog:
-    """Non-blocking log for processes with a control thread: lines are queued and written
-    to stderr by a daemon thread with ``os.write``, which releases the GIL while it writes.
+class _LineWriter:
+    """One daemon thread per process writing queued lines to stderr with ``os.write``."""
 
-    Why not the rclpy logger: it holds the GIL while it writes (to stderr, the log file and
-    /rosout). A slow consumer (a full pipe, disk writeback under I/O load) then stalls every
-    Python thread of the process, the control loop included, for as long as the write takes.
-    Lines keep the ROS console format (``[LEVEL] [stamp] [node]: message``); they are not
-    published on /rosout. When the queue is full, lines are dropped and counted.
+    def __init__(self, fd: int = 2, capacity: int = 2000) -> None:
+        self._fd = fd
+        self.queue: queue.Queue[bytes] = queue.Queue(maxsize=capacity)
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._write_loop, name="log", daemon=True)
+        self.thread.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            line = self.queue.get()
+            with contextlib.suppress(OSError):
+                os.write(self._fd, line)  # releases the GIL while the write blocks
+
+    def put(self, line: bytes) -> None:
+        try:
+            self.queue.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def flush(self, timeout: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+_WRITER: _LineWriter | None = None
+_WRITER_LOCK = threading.Lock()
+
+
+def log_writer() -> _LineWriter:
+    """The process's background line writer (started on first use)."""
+    global _WRITER
+    with _WRITER_LOCK:
+        if _WRITER is None:
+            _WRITER = _LineWriter()
+        return _WRITER
+
+
+class BackgroundLog:
+    """Non-blocking node log for processes with a control thread.
+
+    Lines are queued and written to stderr by one daemon thread per process with
+    ``os.write``, which releases the GIL while it writes. Why not the rclpy logger: it holds
+    the GIL while it writes (stderr, the log file, /rosout), so a slow consumer (a full pipe,
+    disk writeback under I/O load) would stall every Python thread of the process, the
+    control loop included, for as long as the write takes. Lines keep the ROS console format
+    (``[LEVEL] [stamp] [node]: message``) but are not published on /rosout. When the queue
+    is full, lines are dropped and counted (``dropped``).
     """
 
     LEVELS: ClassVar[dict[str, int]] = {
@@ -262,33 +304,23 @@ class BackgroundLog:
         "fatal": 50,
     }
 
-    def __init__(self, name: str, min_level: int = 20, fd: int = 2, capacity: int = 1000) -> None:
+    def __init__(self, name: str, min_level: int = 20) -> None:
         self.name = name
         self.min_level = min_level
-        self._fd = fd
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._write_loop, name="log", daemon=True)
-        self._thread.start()
+        self.writer = log_writer()
 
-    def _write_loop(self) -> None:
-        while True:
-            line = self._queue.get()
-            if line is None:
-                return
-            with contextlib.suppress(OSError):
-                os.write(self._fd, line)
+    @property
+    def dropped(self) -> int:
+        """Lines dropped because the queue was full (process-wide)."""
+        return self.writer.dropped
 
     def log(self, level: str, message: str) -> None:
         """Queue one line (never blocks)."""
         if self.LEVELS[level] < self.min_level:
             return
         label = "WARN" if level == "warning" else level.upper()
-        line = f"[{label}] [{time.time():.9f}] [{self.name}]: {message}\n".encode(errors="replace")
-        try:
-            self._queue.put_nowait(line)
-        except queue.Full:
-            self.dropped += 1
+        line = f"[{label}] [{time.time():.9f}] [{self.name}]: {message}\n"
+        self.writer.put(line.encode(errors="replace"))
 
     def debug(self, message: str) -> None:
         self.log("debug", message)
@@ -307,9 +339,7 @@ class BackgroundLog:
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait until the queued lines are written (at exit)."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        self.writer.flush(timeout)
 
 
 class LogThrottle:
