@@ -34,6 +34,7 @@ joint may take in one tick.
 from __future__ import annotations
 
 import array
+import ctypes
 import gc
 import math
 import os
@@ -183,6 +184,13 @@ SPECS: list[ParamSpec] = [
         max_value=99,
     ),
     ParamSpec(
+        "lock_memory",
+        True,
+        "mlockall() the process at activation so that no page the control loop touches can be "
+        "paged out (a major page fault stalls it for tens of ms). Skipped where torch is loaded "
+        "in the same process (policy_stack) or where it is not permitted.",
+    ),
+    ParamSpec(
         "status_log_period_s",
         5.0,
         "Seconds between one-line status logs.",
@@ -285,6 +293,20 @@ def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...]
     )
 
 
+def lock_process_memory() -> str:
+    """mlockall(MCL_CURRENT | MCL_FUTURE); returns "" on success, else why not."""
+    if "torch" in sys.modules:
+        # Locking would fault in and pin every mapped page of torch's libraries (GBs).
+        return "torch is loaded in this process"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(1 | 2) != 0:  # MCL_CURRENT | MCL_FUTURE
+            return os.strerror(ctypes.get_errno())
+    except (OSError, AttributeError) as exc:
+        return str(exc)
+    return ""
+
+
 class GcPauses:
     """Longest garbage-collector pause in this process (a pause stalls every thread)."""
 
@@ -329,6 +351,7 @@ class CommandStreamer(ManagedNode):
         self._restart = threading.Event()  # control thread: restart the filter from measured
         self._configured = False
         self._rt_refusal_logged = False
+        self._memory_locked = False
         self._executor_rt = False
         self.joint_state_error = ""
         self._reset_counters()
@@ -468,6 +491,14 @@ class CommandStreamer(ManagedNode):
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         # Move everything allocated so far out of the collector's reach: later collections
         # only scan young objects, so a GC pause cannot stall a tick for long.
+        if self.params["lock_memory"] and not self._memory_locked:
+            why_not = lock_process_memory()
+            self._memory_locked = not why_not
+            self.log.info(
+                "process memory locked (mlockall)"
+                if not why_not
+                else f"process memory not locked: {why_not}"
+            )
         gc.collect()
         gc.freeze()
         if GC_PAUSES not in gc.callbacks:

@@ -25,6 +25,7 @@ dropped and counted, never published.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import threading
@@ -61,6 +62,19 @@ def _check_device(value: str) -> str | None:
     if value in ("cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
         return None
     return "expected 'cpu', 'cuda' or 'cuda:N'"
+
+
+def reuse_freed_memory() -> str:
+    """Tell glibc malloc to keep and reuse freed memory; returns "" or why it did not."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError) as exc:
+        return f"no glibc mallopt: {exc}"
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    # 32 MiB is glibc's largest mmap threshold on 64-bit; trimming off: the heap stays mapped.
+    ok = mallopt(m_mmap_threshold, 32 * 1024 * 1024) and mallopt(m_trim_threshold, 2**31 - 1)
+    return "" if ok else "mallopt refused"
 
 
 def default_torch_threads() -> int:
@@ -131,6 +145,13 @@ SPECS: list[ParamSpec] = [
         "the control loop.",
         min_value=0,
         max_value=1024,
+    ),
+    ParamSpec(
+        "reuse_memory",
+        True,
+        "Keep freed memory for reuse (glibc mallopt: no mmap below 32 MB, no trimming), so that "
+        "inference does not page-fault fresh memory in on every call (tens of thousands of "
+        "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
     ),
     ParamSpec(
         "status_log_period_s",
@@ -207,6 +228,10 @@ class PolicyNode(ManagedNode):
 
         from robot_policy_ros.checkpoint import load_checkpoint
 
+        if params["reuse_memory"]:
+            why_not = reuse_freed_memory()
+            if why_not:
+                self.log.info(f"reuse_memory: {why_not}")
         threads = params["torch_threads"] or default_torch_threads()
         torch.set_num_threads(threads)
         with contextlib.suppress(RuntimeError):  # settable once per process only
