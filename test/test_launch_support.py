@@ -743,3 +743,17 @@ def test_episode_driver_resets_the_sim_and_exits_after_the_episodes(rclpy_contex
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+@pytest.mark.parametrize("node", ["policy_node", "command_streamer"])
+def test_example_params_file_sets_real_parameters_to_valid_values(node):
+    """config/policy_params.yaml only names parameters the node declares, with valid values."""
+    module = pytest.importorskip(
+        f"robot_policy_ros.nodes.{node}", reason="runtime nodes not merged into this branch yet"
+    )
+    data = yaml.safe_load((REPO / "config" / "policy_params.yaml").read_text())
+    values = data[f"/**/{node}"]["ros__parameters"]
+    specs = {s.name: s for s in module.SPECS}
+    assert set(values) <= set(specs), f"unknown parameters: {set(values) - set(specs)}"
+    for name, value in values.items():
+        specs[name].validate(value)  # raises ParameterError naming value and fix
