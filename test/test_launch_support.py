@@ -757,3 +757,42 @@ def test_example_params_file_sets_real_parameters_to_valid_values(node):
     assert set(values) <= set(specs), f"unknown parameters: {set(values) - set(specs)}"
     for name, value in values.items():
         specs[name].validate(value)  # raises ParameterError naming value and fix
+
+
+DOC = REPO / "doc" / "launch.md"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [ls.POLICY_ARGUMENTS, ls.SIM_ARGUMENTS, ls.RECORD_DEMOS_ARGUMENTS, ls.GAZEBO_ARGUMENTS],
+)
+def test_doc_describes_every_launch_argument(table):
+    text = DOC.read_text()
+    assert [n for n, _, _ in table if f"`{n}`" not in text] == []
+
+
+def _yaml_blocks(text: str) -> list[str]:
+    blocks, inside, current = [], False, []
+    for line in text.splitlines():
+        if line.strip() == "```yaml":
+            inside, current = True, []
+        elif inside and line.strip() == "```":
+            inside = False
+            blocks.append("\n".join(current))
+        elif inside:
+            current.append(line)
+    return blocks
+
+
+def test_doc_preset_examples_are_valid_presets(tmp_path):
+    """The schema example and the worked 'Bring your own arm' example both validate."""
+    presets = [yaml.safe_load(b) for b in _yaml_blocks(DOC.read_text())]
+    presets = [p for p in presets if isinstance(p, dict) and "joints" in p]
+    assert len(presets) == 2
+    for data in presets:
+        preset = ls.validate_preset(data, "doc/launch.md example")
+        assert preset.joints
+    myarm = ls.validate_preset(presets[1], "doc/launch.md example")
+    assert myarm.joint_names == ["base", "shoulder", "elbow", "wrist", "gripper"]
+    ckpt = make_checkpoint(tmp_path / "c", myarm.joint_names)
+    assert ls.check_preset_matches_checkpoint(myarm, ckpt) == []
