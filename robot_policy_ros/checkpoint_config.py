@@ -1,0 +1,650 @@
+"""The JSON side of a policy checkpoint: read and validate ``config.json`` without torch.
+
+A checkpoint is a directory holding ``model.safetensors`` (weights) and ``config.json``
+(everything else, human-readable). This module only needs ``json`` and ``numpy`` so that
+nodes that never run a network (the command streamer reads joint names and limits from
+here) do not pay for importing torch.
+
+Schema of ``config.json`` (format_version 1)::
+
+    {
+      "format_version": 1,
+      "policy_type": "mlp" | "act" | "diffusion",
+      "joint_names": ["j1", ...],
+      "cameras": [{"name": "front", "height": 224, "width": 224, "encoding": "rgb8"}],
+      "fps": 50.0,                 # control rate the chunks were trained for
+      "chunk_size": 100,           # actions returned per inference call
+      "n_obs_steps": 1,            # observation frames the policy reads
+      "limits": {"lower": [...], "upper": [...], "max_velocity": [...],
+                 "max_acceleration": null | [...]},
+      "normalization": {"state": {"mean", "std", "min", "max"},
+                        "action": {"mean", "std", "min", "max"}},   # per-joint lists
+      "hyperparameters": {...},    # the family's config fields (see policies/config.py)
+      "provenance": {...},         # free-form: who/what/when trained it
+      "weights": {"file": "model.safetensors", "sha256": "..."}
+    }
+
+Validation is strict: unknown format versions, missing or unknown top-level keys, lists of
+the wrong length and non-finite numbers are :class:`CheckpointError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+POLICY_TYPES = ("mlp", "act", "diffusion")
+IMAGE_ENCODINGS = ("rgb8",)
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+
+_TOP_LEVEL_KEYS = (
+    "format_version",
+    "policy_type",
+    "joint_names",
+    "cameras",
+    "fps",
+    "chunk_size",
+    "n_obs_steps",
+    "limits",
+    "normalization",
+    "hyperparameters",
+    "provenance",
+    "weights",
+)
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+def _float_list(value: Any, what: str, length: int | None = None) -> np.ndarray:
+    """A finite float64 vector from a JSON list, or CheckpointError naming ``what``."""
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        raise CheckpointError(f"{what} must be a list of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{what} must be a list of numbers: {exc}") from None
+    if arr.ndim != 1:
+        raise CheckpointError(f"{what} must be a flat list, got shape {arr.shape}")
+    if length is not None and arr.shape[0] != length:
+        raise CheckpointError(
+            f"{what} has {arr.shape[0]} values, expected {length} (one per joint)"
+        )
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise CheckpointError(f"{what} has non-finite values at index {bad.tolist()}")
+    return arr
+
+
+def check_name(name: Any, what: str) -> str:
+    """Validate a joint or camera name (ROS-friendly identifier)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise CheckpointError(
+            f"{what} {name!r} is not a valid name (letters, digits, '_', '-', '.', '/'; "
+            "must not start with a digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera the policy reads: its name and the image shape it expects (H, W)."""
+
+    name: str
+    height: int
+    width: int
+    encoding: str = "rgb8"
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "camera name")
+        for attr in ("height", "width"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, int) or not 8 <= v <= 4096:
+                raise CheckpointError(f"camera {self.name!r}: {attr} must be an int in [8, 4096]")
+        if self.encoding not in IMAGE_ENCODINGS:
+            raise CheckpointError(
+                f"camera {self.name!r}: encoding {self.encoding!r} not supported "
+                f"(expected one of {IMAGE_ENCODINGS})"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return (self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "height": self.height,
+            "width": self.width,
+            "encoding": self.encoding,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CameraSpec:
+        """Parse the JSON form strictly."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError(f"camera entry must be an object, got {data!r}")
+        missing = {"name", "height", "width"} - set(data)
+        if missing:
+            raise CheckpointError(f"camera entry {data!r} misses keys {sorted(missing)}")
+        unknown = set(data) - {"name", "height", "width", "encoding"}
+        if unknown:
+            raise CheckpointError(f"camera entry has unknown keys {sorted(unknown)}")
+        return cls(
+            name=data["name"],
+            height=data["height"],
+            width=data["width"],
+            encoding=data.get("encoding", "rgb8"),
+        )
+
+
+@dataclass(frozen=True)
+class JointLimitsSpec:
+    """Per-joint position limits and velocity (optionally acceleration) limits, joint order."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray
+    max_acceleration: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(np.atleast_1d(self.lower))
+        lower = _float_list(np.asarray(self.lower, dtype=np.float64), "limits.lower")
+        upper = _float_list(np.asarray(self.upper, dtype=np.float64), "limits.upper", n)
+        vel = _float_list(np.asarray(self.max_velocity, dtype=np.float64), "limits.max_velocity", n)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "max_velocity", vel)
+        bad = np.flatnonzero(lower >= upper)
+        if bad.size:
+            raise CheckpointError(f"limits: lower >= upper for joint index {bad.tolist()}")
+        bad = np.flatnonzero(vel <= 0)
+        if bad.size:
+            raise CheckpointError(f"limits: max_velocity <= 0 for joint index {bad.tolist()}")
+        if self.max_acceleration is not None:
+            acc = _float_list(
+                np.asarray(self.max_acceleration, dtype=np.float64), "limits.max_acceleration", n
+            )
+            bad = np.flatnonzero(acc <= 0)
+            if bad.size:
+                raise CheckpointError(
+                    f"limits: max_acceleration <= 0 for joint index {bad.tolist()}"
+                )
+            object.__setattr__(self, "max_acceleration", acc)
+
+    @property
+    def num_joints(self) -> int:
+        """Number of joints."""
+        return int(self.lower.shape[0])
+
+    @classmethod
+    def uniform(
+        cls, num_joints: int, lower: float = -3.14, upper: float = 3.14, max_velocity: float = 2.0
+    ) -> JointLimitsSpec:
+        """The same limits for every joint (the init-checkpoint defaults)."""
+        return cls(
+            lower=np.full(num_joints, lower),
+            upper=np.full(num_joints, upper),
+            max_velocity=np.full(num_joints, max_velocity),
+        )
+
+    @classmethod
+    def from_demonstrations(
+        cls,
+        positions: np.ndarray,
+        fps: float,
+        margin: float = 0.1,
+        velocity_margin: float = 1.5,
+        min_range: float = 1e-3,
+        min_velocity: float = 1e-2,
+    ) -> JointLimitsSpec:
+        """Limits from demonstrated joint positions (N, J) sampled at ``fps``.
+
+        Position limits are the demonstrated range widened by ``margin`` times that range on
+        each side (at least ``min_range``); velocity limits are ``velocity_margin`` times the
+        largest finite-difference speed seen (at least ``min_velocity``).
+        """
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.ndim != 2 or pos.shape[0] < 2:
+            raise CheckpointError(f"positions must be (N>=2, J), got {pos.shape}")
+        if not np.isfinite(pos).all():
+            raise CheckpointError("positions contain non-finite values")
+        lo, hi = pos.min(axis=0), pos.max(axis=0)
+        span = np.maximum(hi - lo, min_range)
+        vel = np.abs(np.diff(pos, axis=0)).max(axis=0) * float(fps)
+        return cls(
+            lower=lo - margin * span,
+            upper=hi + margin * span,
+            max_velocity=np.maximum(vel * velocity_margin, min_velocity),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: per-joint lists."""
+        return {
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
+            "max_velocity": self.max_velocity.tolist(),
+            "max_acceleration": (
+                None if self.max_acceleration is None else self.max_acceleration.tolist()
+            ),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, num_joints: int) -> JointLimitsSpec:
+        """Parse the JSON form strictly (lists of length ``num_joints``)."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError("limits must be an object")
+        missing = {"lower", "upper", "max_velocity"} - set(data)
+        if missing:
+            raise CheckpointError(f"limits misses keys {sorted(missing)}")
+        unknown = set(data) - {"lower", "upper", "max_velocity", "max_acceleration"}
+        if unknown:
+            raise CheckpointError(f"limits has unknown keys {sorted(unknown)}")
+        acc = data.get("max_acceleration")
+        return cls(
+            lower=_float_list(data["lower"], "limits.lower", num_joints),
+            upper=_float_list(data["upper"], "limits.upper", num_joints),
+            max_velocity=_float_list(data["max_velocity"], "limits.max_velocity", num_joints),
+            max_acceleration=(
+                None if acc is None else _float_list(acc, "limits.max_acceleration", num_joints)
+            ),
+        )
+
+
+_STAT_KEYS = ("mean", "std", "min", "max")
+
+
+@dataclass(frozen=True)
+class NormalizationStats:
+    """Per-joint statistics of the state (proprioception) and the actions, joint units.
+
+    Each family picks what it uses (mean/std or min/max); all four are always stored so a
+    checkpoint can be re-trained as another family.
+    """
+
+    state_mean: np.ndarray
+    state_std: np.ndarray
+    state_min: np.ndarray
+    state_max: np.ndarray
+    action_mean: np.ndarray
+    action_std: np.ndarray
+    action_min: np.ndarray
+    action_max: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(np.atleast_1d(self.state_mean))
+        for group in ("state", "action"):
+            for key in _STAT_KEYS:
+                name = f"{group}_{key}"
+                arr = _float_list(
+                    np.asarray(getattr(self, name), dtype=np.float64),
+                    f"normalization.{group}.{key}",
+                    n,
+                )
+                object.__setattr__(self, name, arr)
+            std = getattr(self, f"{group}_std")
+            if (std < 0).any():
+                raise CheckpointError(f"normalization.{group}.std has negative values")
+            lo, hi = getattr(self, f"{group}_min"), getattr(self, f"{group}_max")
+            bad = np.flatnonzero(lo > hi)
+            if bad.size:
+                raise CheckpointError(
+                    f"normalization.{group}: min > max for joint index {bad.tolist()}"
+                )
+
+    @property
+    def num_joints(self) -> int:
+        """Number of joints."""
+        return int(self.state_mean.shape[0])
+
+    @classmethod
+    def from_data(cls, states: np.ndarray, actions: np.ndarray) -> NormalizationStats:
+        """Statistics of (N, J) states and (M, J) actions."""
+        states = np.asarray(states, dtype=np.float64)
+        actions = np.asarray(actions, dtype=np.float64)
+        if states.ndim != 2 or actions.ndim != 2 or states.shape[1] != actions.shape[1]:
+            raise CheckpointError(
+                f"states and actions must be (N, J) with the same J, got {states.shape} "
+                f"and {actions.shape}"
+            )
+        return cls(
+            state_mean=states.mean(0),
+            state_std=states.std(0),
+            state_min=states.min(0),
+            state_max=states.max(0),
+            action_mean=actions.mean(0),
+            action_std=actions.std(0),
+            action_min=actions.min(0),
+            action_max=actions.max(0),
+        )
+
+    @classmethod
+    def from_limits(cls, limits: JointLimitsSpec) -> NormalizationStats:
+        """Placeholder statistics for an untrained policy: the limits' range as the data range.
+
+        mean = centre, std = range/4, min/max = limits. Keeps randomly initialised outputs
+        roughly inside the limits.
+        """
+        centre = (limits.lower + limits.upper) / 2.0
+        std = (limits.upper - limits.lower) / 4.0
+        return cls(
+            state_mean=centre,
+            state_std=std,
+            state_min=limits.lower,
+            state_max=limits.upper,
+            action_mean=centre,
+            action_std=std,
+            action_min=limits.lower,
+            action_max=limits.upper,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: {"state": {"mean": [...], ...}, "action": {...}}."""
+        return {
+            group: {key: getattr(self, f"{group}_{key}").tolist() for key in _STAT_KEYS}
+            for group in ("state", "action")
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, num_joints: int) -> NormalizationStats:
+        """Parse the JSON form strictly."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError("normalization must be an object")
+        kwargs: dict[str, np.ndarray] = {}
+        for group in ("state", "action"):
+            sub = data.get(group)
+            if not isinstance(sub, Mapping):
+                raise CheckpointError(f"normalization.{group} is missing or not an object")
+            missing = set(_STAT_KEYS) - set(sub)
+            if missing:
+                raise CheckpointError(f"normalization.{group} misses keys {sorted(missing)}")
+            unknown = set(sub) - set(_STAT_KEYS)
+            if unknown:
+                raise CheckpointError(f"normalization.{group} has unknown keys {sorted(unknown)}")
+            for key in _STAT_KEYS:
+                kwargs[f"{group}_{key}"] = _float_list(
+                    sub[key], f"normalization.{group}.{key}", num_joints
+                )
+        unknown = set(data) - {"state", "action"}
+        if unknown:
+            raise CheckpointError(f"normalization has unknown keys {sorted(unknown)}")
+        return cls(**kwargs)
+
+
+@dataclass
+class CheckpointConfig:
+    """Everything in ``config.json``, validated."""
+
+    policy_type: str
+    joint_names: list[str]
+    cameras: list[CameraSpec]
+    fps: float
+    chunk_size: int
+    n_obs_steps: int
+    limits: JointLimitsSpec
+    normalization: NormalizationStats
+    hyperparameters: dict[str, Any]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.format_version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"unsupported checkpoint format_version {self.format_version!r} "
+                f"(this version of robot_policy_ros reads format_version {FORMAT_VERSION})"
+            )
+        if self.policy_type not in POLICY_TYPES:
+            raise CheckpointError(
+                f"unknown policy_type {self.policy_type!r} (expected one of {POLICY_TYPES})"
+            )
+        if not isinstance(self.joint_names, list) or not self.joint_names:
+            raise CheckpointError("joint_names must be a non-empty list")
+        for name in self.joint_names:
+            check_name(name, "joint name")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise CheckpointError(f"joint_names has duplicates: {self.joint_names}")
+        if not isinstance(self.cameras, list) or not self.cameras:
+            raise CheckpointError("cameras must be a non-empty list")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise CheckpointError(f"camera names have duplicates: {names}")
+        if (
+            isinstance(self.fps, bool)
+            or not isinstance(self.fps, (int, float))
+            or not math.isfinite(self.fps)
+            or self.fps <= 0
+        ):
+            raise CheckpointError(f"fps must be a positive finite number, got {self.fps!r}")
+        self.fps = float(self.fps)
+        for attr in ("chunk_size", "n_obs_steps"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise CheckpointError(f"{attr} must be a positive integer, got {v!r}")
+        n = len(self.joint_names)
+        if self.limits.num_joints != n:
+            raise CheckpointError(
+                f"limits have {self.limits.num_joints} joints but joint_names has {n}"
+            )
+        if self.normalization.num_joints != n:
+            raise CheckpointError(
+                f"normalization has {self.normalization.num_joints} joints but joint_names has {n}"
+            )
+        if not isinstance(self.hyperparameters, dict):
+            raise CheckpointError("hyperparameters must be an object")
+        if not isinstance(self.provenance, dict):
+            raise CheckpointError("provenance must be an object")
+        if not isinstance(self.weights, dict):
+            raise CheckpointError("weights must be an object")
+
+    @property
+    def camera_names(self) -> list[str]:
+        """Camera names in order."""
+        return [c.name for c in self.cameras]
+
+    @property
+    def image_shapes(self) -> dict[str, tuple[int, int]]:
+        """Camera name -> (H, W)."""
+        return {c.name: c.shape for c in self.cameras}
+
+    def joint_limits_dict(self) -> dict[str, Any]:
+        """Limits in the ``JointLimits.from_dict`` schema of core/safety.py."""
+        joints = []
+        for i, name in enumerate(self.joint_names):
+            entry: dict[str, Any] = {
+                "name": name,
+                "lower": float(self.limits.lower[i]),
+                "upper": float(self.limits.upper[i]),
+                "max_velocity": float(self.limits.max_velocity[i]),
+            }
+            if self.limits.max_acceleration is not None:
+                entry["max_acceleration"] = float(self.limits.max_acceleration[i])
+            joints.append(entry)
+        return {"joints": joints}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (key order as in the schema)."""
+        return {
+            "format_version": self.format_version,
+            "policy_type": self.policy_type,
+            "joint_names": list(self.joint_names),
+            "cameras": [c.to_dict() for c in self.cameras],
+            "fps": self.fps,
+            "chunk_size": self.chunk_size,
+            "n_obs_steps": self.n_obs_steps,
+            "limits": self.limits.to_dict(),
+            "normalization": self.normalization.to_dict(),
+            "hyperparameters": self.hyperparameters,
+            "provenance": self.provenance,
+            "weights": self.weights,
+        }
+
+    def to_json(self) -> str:
+        """Pretty, diff-able JSON text (lists of numbers/strings on one line)."""
+        return dumps_compact(self.to_dict()) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CheckpointConfig:
+        """Parse and validate the JSON form; CheckpointError names the first problem."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError("config.json must hold a JSON object")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"unsupported checkpoint format_version {version!r} "
+                f"(this version of robot_policy_ros reads format_version {FORMAT_VERSION})"
+            )
+        missing = [k for k in _TOP_LEVEL_KEYS if k not in data]
+        if missing:
+            raise CheckpointError(f"config.json misses keys {missing}")
+        unknown = sorted(set(data) - set(_TOP_LEVEL_KEYS))
+        if unknown:
+            raise CheckpointError(f"config.json has unknown keys {unknown}")
+        joints = data["joint_names"]
+        if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
+            raise CheckpointError("joint_names must be a list of strings")
+        cams = data["cameras"]
+        if not isinstance(cams, list):
+            raise CheckpointError("cameras must be a list")
+        n = len(joints)
+        return cls(
+            format_version=version,
+            policy_type=data["policy_type"],
+            joint_names=list(joints),
+            cameras=[CameraSpec.from_dict(c) for c in cams],
+            fps=data["fps"],
+            chunk_size=data["chunk_size"],
+            n_obs_steps=data["n_obs_steps"],
+            limits=JointLimitsSpec.from_dict(data["limits"], n),
+            normalization=NormalizationStats.from_dict(data["normalization"], n),
+            hyperparameters=data["hyperparameters"],
+            provenance=data["provenance"],
+            weights=data["weights"],
+        )
+
+
+def dumps_compact(obj: Any, indent: int = 2, _level: int = 0) -> str:
+    """JSON with nested objects indented but lists of scalars kept on one line."""
+    pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+    if isinstance(obj, Mapping):
+        if not obj:
+            return "{}"
+        items = [
+            f"{inner}{json.dumps(str(k))}: {dumps_compact(v, indent, _level + 1)}"
+            for k, v in obj.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
+        if all(not isinstance(v, (Mapping, list, tuple)) for v in obj):
+            return json.dumps(list(obj), allow_nan=False)
+        items = [f"{inner}{dumps_compact(v, indent, _level + 1)}" for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(obj, allow_nan=False)
+
+
+def _reject_constant(token: str) -> float:
+    raise CheckpointError(f"config.json contains {token}, which is not valid JSON")
+
+
+def refuse_pickle_path(path: Path) -> None:
+    """Raise CheckpointError if ``path`` is (or only holds) a pickle-based checkpoint file."""
+    if path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path} is a pickle-based PyTorch file; robot_policy_ros never unpickles "
+            "checkpoints because a crafted pickle can run arbitrary code. Use a checkpoint "
+            f"directory with {WEIGHTS_FILE} + {CONFIG_FILE} (see `robot-policy init-checkpoint`, "
+            "or `robot-policy import-weights` to convert trusted weights)."
+        )
+
+
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint directory for ``path`` (the directory or its config.json)."""
+    p = Path(path).expanduser()
+    refuse_pickle_path(p)
+    if p.is_file() and p.name == CONFIG_FILE:
+        p = p.parent
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {p} does not exist")
+    if not p.is_dir():
+        raise CheckpointError(
+            f"checkpoint {p} is not a directory (expected a directory with {WEIGHTS_FILE} "
+            f"and {CONFIG_FILE})"
+        )
+    if not (p / CONFIG_FILE).is_file():
+        pickles = sorted(q.name for q in p.iterdir() if q.suffix.lower() in PICKLE_SUFFIXES)
+        hint = (
+            f"; it holds pickle-based files {pickles}, which are never loaded (a crafted "
+            "pickle can run code)"
+            if pickles
+            else ""
+        )
+        raise CheckpointError(f"checkpoint {p} has no {CONFIG_FILE}{hint}")
+    return p
+
+
+def read_checkpoint_config(path: str | Path) -> CheckpointConfig:
+    """Read and validate ``config.json`` of the checkpoint at ``path`` (directory or file)."""
+    directory = resolve_checkpoint_dir(path)
+    cfg_path = directory / CONFIG_FILE
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"cannot read {cfg_path}: {exc}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from None
+    try:
+        return CheckpointConfig.from_dict(data)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{cfg_path}: {exc}") from None
+
+
+def parse_camera_list(text: str) -> list[CameraSpec]:
+    """Parse ``name:HxW[,name:HxW]`` (the CLI form)."""
+    cams = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        name, sep, size = item.partition(":")
+        h, x, w = size.lower().partition("x")
+        if not sep or not x or not h.isdigit() or not w.isdigit():
+            raise CheckpointError(
+                f"camera {item!r} must look like name:HEIGHTxWIDTH, e.g. front:224x224"
+            )
+        cams.append(CameraSpec(name=name, height=int(h), width=int(w)))
+    if not cams:
+        raise CheckpointError("at least one camera is required")
+    return cams
+
+
+def as_camera_specs(cameras: Mapping[str, Sequence[int]] | Sequence[Any]) -> list[CameraSpec]:
+    """Normalise the accepted camera forms to a list of CameraSpec.
+
+    Accepts {name: (H, W)}, a list of CameraSpec, or a list of their dict forms.
+    """
+    if isinstance(cameras, Mapping):
+        out = []
+        for name, shape in cameras.items():
+            if len(shape) != 2:
+                raise CheckpointError(f"camera {name!r}: shape must be (H, W), got {shape!r}")
+            out.append(CameraSpec(name=name, height=int(shape[0]), width=int(shape[1])))
+        return out
+    out = []
+    for c in cameras:
+        out.append(c if isinstance(c, CameraSpec) else CameraSpec.from_dict(c))
+    return out

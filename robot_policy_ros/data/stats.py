@@ -1,0 +1,167 @@
+"""Normalization statistics and joint-limit estimation from demonstrations (pure numpy).
+
+- :func:`compute_normalization` gives per-joint mean/std/min/max of the states and of the
+  (non-padding) action targets, in the checkpoint's JSON form
+  ``{"state": {"mean": [...], "std": [...], "min": [...], "max": [...]}, "action": {...}}``.
+- :func:`estimate_limits` gives the limits stored with a checkpoint (the command streamer's
+  safety filter enforces them): position limits are the demonstrated range (measured and
+  commanded) widened by ``margin_frac`` of the range plus ``margin_abs`` on each side;
+  velocity limits are ``velocity_margin`` times the fastest demonstrated joint speed (or
+  the user's ``max_velocity``). Neither ever exceeds the robot's own limits when given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def compute_normalization(
+    states: Sequence[np.ndarray], actions: Sequence[np.ndarray], pads: Sequence[np.ndarray]
+) -> dict[str, dict[str, list[float]]]:
+    """Statistics of states (K, J) and actions (K, A, J) whose ``pads`` (K, A) are False."""
+    st = np.concatenate([np.asarray(s, dtype=np.float64) for s in states], axis=0)
+    acts = [
+        np.asarray(a, dtype=np.float64)[~np.asarray(p, bool)]
+        for a, p in zip(actions, pads, strict=True)
+    ]
+    ac = np.concatenate(acts, axis=0) if acts else np.zeros((0, st.shape[1]))
+    if st.shape[0] == 0 or ac.shape[0] == 0:
+        raise ValueError("no samples to compute normalization statistics from")
+
+    def group(x: np.ndarray) -> dict[str, list[float]]:
+        return {
+            "mean": x.mean(0).tolist(),
+            "std": x.std(0).tolist(),
+            "min": x.min(0).tolist(),
+            "max": x.max(0).tolist(),
+        }
+
+    return {"state": group(st), "action": group(ac)}
+
+
+def max_speeds(
+    times: Sequence[np.ndarray], positions: Sequence[np.ndarray], min_dt: float = 1e-3
+) -> np.ndarray:
+    """Largest |dq/dt| per joint over episodes (finite differences, dt >= ``min_dt``)."""
+    best: np.ndarray | None = None
+    for t, q in zip(times, positions, strict=True):
+        t = np.asarray(t, dtype=np.float64)
+        q = np.asarray(q, dtype=np.float64)
+        if t.shape[0] < 2:
+            continue
+        dt = np.diff(t)
+        ok = dt >= min_dt
+        if not ok.any():
+            continue
+        speed = np.abs(np.diff(q, axis=0)[ok]) / dt[ok][:, None]
+        m = speed.max(axis=0)
+        best = m if best is None else np.maximum(best, m)
+    if best is None:
+        n = np.asarray(positions[0]).shape[1] if positions else 0
+        return np.zeros(n)
+    return best
+
+
+def robot_limits_from_dict(
+    data: Mapping[str, Any], joint_names: Sequence[str]
+) -> dict[str, np.ndarray] | None:
+    """Robot limits (arrays in ``joint_names`` order) from the JointLimits dict schema.
+
+    ``{"joints": [{"name", "lower", "upper", "max_velocity"}, ...]}``; also accepts the
+    checkpoint form ``{"lower": [...], "upper": [...], "max_velocity": [...]}`` already in
+    joint order. Returns None when ``data`` has neither; KeyError names missing joints.
+    """
+    if "joints" in data and isinstance(data["joints"], list):
+        by_name = {j["name"]: j for j in data["joints"] if isinstance(j, Mapping) and "name" in j}
+        missing = [n for n in joint_names if n not in by_name]
+        if missing:
+            raise KeyError(f"robot limits have no entry for joints {missing}")
+        out = {}
+        for key, missing_value in (("lower", -np.inf), ("upper", np.inf), ("max_velocity", np.inf)):
+            vals = [by_name[n].get(key) for n in joint_names]
+            out[key] = np.array([missing_value if v is None else v for v in vals], dtype=np.float64)
+        return out
+    if all(k in data for k in ("lower", "upper")):
+        n = len(joint_names)
+        vel = data.get("max_velocity")
+        return {
+            "lower": np.asarray(data["lower"], dtype=np.float64).reshape(n),
+            "upper": np.asarray(data["upper"], dtype=np.float64).reshape(n),
+            "max_velocity": np.full(n, np.inf)
+            if vel is None
+            else np.asarray(vel, np.float64).reshape(n),
+        }
+    return None
+
+
+def estimate_limits(
+    joint_names: Sequence[str],
+    positions: Sequence[np.ndarray],
+    times: Sequence[np.ndarray],
+    commands: Sequence[np.ndarray] = (),
+    *,
+    margin_frac: float = 0.05,
+    margin_abs: float = 0.05,
+    velocity_margin: float = 1.5,
+    min_velocity: float = 0.05,
+    max_velocity: float | Sequence[float] | None = None,
+    robot_limits: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Joint limits for the checkpoint from demonstrations.
+
+    Args:
+        joint_names: joint order.
+        positions / times: measured joint positions (N, J) and their stamps, per episode.
+        commands: commanded positions (M, J) per episode (also inside the position limits).
+        margin_frac / margin_abs: widening on each side: ``margin_frac * range + margin_abs``.
+        velocity_margin: factor on the fastest demonstrated speed; ``min_velocity`` floor.
+        max_velocity: user velocity limit (scalar or per joint); replaces the estimate.
+        robot_limits: the robot's limits (JointLimits dict schema); the result never
+            exceeds them.
+
+    Returns ``{"lower", "upper", "max_velocity", "max_acceleration": None}`` (per-joint lists)
+    plus ``"joints"`` in the JointLimits dict schema for the YAML ``limits_file``.
+    """
+    n = len(joint_names)
+    arrays = [np.asarray(p, dtype=np.float64).reshape(-1, n) for p in positions]
+    arrays += [np.asarray(c, dtype=np.float64).reshape(-1, n) for c in commands if len(c)]
+    allpos = np.concatenate(arrays, axis=0) if arrays else np.zeros((0, n))
+    allpos = allpos[np.all(np.isfinite(allpos), axis=1)]
+    if allpos.shape[0] == 0:
+        raise ValueError("no joint positions to estimate limits from")
+    lo, hi = allpos.min(axis=0), allpos.max(axis=0)
+    margin = margin_frac * (hi - lo) + margin_abs
+    lower, upper = lo - margin, hi + margin
+    if max_velocity is not None:
+        vel = np.broadcast_to(np.asarray(max_velocity, dtype=np.float64), (n,)).copy()
+        if not np.all(np.isfinite(vel)) or np.any(vel <= 0):
+            raise ValueError(f"max_velocity must be positive, got {max_velocity}")
+    else:
+        vel = np.maximum(max_speeds(times, positions) * velocity_margin, min_velocity)
+    if robot_limits is not None:
+        robot = robot_limits_from_dict(robot_limits, joint_names)
+        if robot is not None:
+            lower = np.maximum(lower, robot["lower"])
+            upper = np.minimum(upper, robot["upper"])
+            vel = np.minimum(vel, robot["max_velocity"])
+    bad = np.flatnonzero(lower >= upper)
+    if bad.size:
+        raise ValueError(f"estimated limits are empty for joints {[joint_names[i] for i in bad]}")
+    return {
+        "lower": lower.tolist(),
+        "upper": upper.tolist(),
+        "max_velocity": vel.tolist(),
+        "max_acceleration": None,
+        "joints": [
+            {
+                "name": name,
+                "lower": float(lower[i]),
+                "upper": float(upper[i]),
+                "max_velocity": float(vel[i]),
+            }
+            for i, name in enumerate(joint_names)
+        ],
+    }

@@ -1,0 +1,539 @@
+"""bag_recorder: record demonstration episodes into rosbag2 bags (one bag per episode).
+
+Subscriptions take the serialized CDR bytes (``raw=True``): nothing is deserialized or
+re-serialized, and the callback only hands ``(topic, bytes, receive time)`` to a
+:class:`~robot_policy_ros.data.bag_writer.BagWriter` whose own thread writes the bag
+(MCAP by default, sqlite3 with ``storage:=sqlite3``). Every message received while an
+episode is recording is written; the per-topic counts (received / written / dropped) are
+logged and stored in the episode's ``episode.json`` when it closes.
+
+Episodes (one bag ``<output_dir>/episode_000123/`` each):
+- services ``~/start`` and ``~/stop`` (std_srvs/Trigger); ``~/status`` returns the counts
+  so far as JSON;
+- or the simulator's episode topic (``episode_topic``, std_msgs/String JSON with
+  ``index, seed, success, elapsed_s, done``): a new index starts a bag, ``done`` closes it
+  and stores ``success``. An episode already running for more than ``join_late_s`` when
+  the recorder starts is not recorded (its beginning would be missing);
+- ``autostart:=true`` starts one right away.
+
+Topics are subscribed when they appear in the graph (their type and the publishers' QoS
+are taken from it), so the recorder can start before the robot. SIGINT / SIGTERM close
+the open bag cleanly (queue drained, metadata.yaml written).
+
+Equivalent recording with the ROS 2 tools (no episode handling)::
+
+    ros2 bag record -s mcap -o demo_000 /joint_states /front/image_raw \
+        /forward_position_controller/commands
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.data.bag_writer import (
+    STORAGES,
+    BagStats,
+    BagWriteError,
+    BagWriter,
+    make_qos,
+)
+from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+
+DEFAULT_TOPICS = [
+    "joint_states",
+    "front/image_raw",
+    "forward_position_controller/commands",
+]
+
+SPECS: list[ParamSpec] = [
+    ParamSpec("output_dir", "bags", "Directory that receives one bag per episode."),
+    ParamSpec(
+        "topics",
+        list(DEFAULT_TOPICS),
+        "Topics to record; relative names resolve in the recorder's namespace.",
+        check=lambda v: None if v else "record at least one topic",
+    ),
+    ParamSpec("storage", "mcap", "rosbag2 storage plugin of the bags.", choices=STORAGES),
+    ParamSpec(
+        "episode_topic",
+        "sim_robot/episode",
+        "std_msgs/String JSON episode topic that starts/stops bags ('' to disable).",
+    ),
+    ParamSpec("autostart", False, "Start recording an episode as soon as the node runs."),
+    ParamSpec(
+        "join_late_s",
+        1.0,
+        "Record an already running episode only if it started less than this ago (s).",
+        min_value=0.0,
+    ),
+    ParamSpec(
+        "max_queue",
+        200000,
+        "Most messages waiting to be written before new ones are dropped (and reported).",
+        min_value=10,
+    ),
+    ParamSpec(
+        "max_queue_mb",
+        4096,
+        "Most megabytes waiting to be written before new messages are dropped (reported).",
+        min_value=1,
+    ),
+    ParamSpec(
+        "flush_interval_s",
+        1.0,
+        "How often written data is made durable on disk (0 = only at close).",
+        min_value=0.0,
+    ),
+    ParamSpec(
+        "qos_depth",
+        1000,
+        "Subscription queue depth (keep_last) so bursts are not lost before the callback.",
+        min_value=1,
+    ),
+    ParamSpec("robot_config", "", "Robot/arm YAML file stored in each episode.json ('' = none)."),
+    ParamSpec(
+        "discovery_period_s",
+        0.5,
+        "How often the graph is checked for topics to subscribe to (s).",
+        min_value=0.05,
+    ),
+]
+
+_INFINITE_NS = 9223372036854775807
+
+
+def _duration_ns(d: Any) -> int:
+    ns = int(getattr(d, "nanoseconds", 0))
+    return _INFINITE_NS if ns <= 0 else ns
+
+
+def offered_qos(profile: QoSProfile):
+    """rclpy QoS profile -> rosbags Qos for the bag metadata."""
+    return make_qos(
+        reliable=profile.reliability == ReliabilityPolicy.RELIABLE,
+        transient_local=profile.durability == DurabilityPolicy.TRANSIENT_LOCAL,
+        depth=max(int(profile.depth), 1),
+        deadline_ns=_duration_ns(profile.deadline),
+        lifespan_ns=_duration_ns(profile.lifespan),
+        liveliness_lease_ns=_duration_ns(profile.liveliness_lease_duration),
+    )
+
+
+def next_episode_dir(output_dir: Path, index: int | None) -> Path:
+    """``episode_<index>`` if free, else the next free ``episode_<n>`` (n past the largest)."""
+    pattern = re.compile(r"^episode_(\d+)")
+    used = (
+        [
+            int(m.group(1))
+            for p in output_dir.iterdir()
+            if p.is_dir() and (m := pattern.match(p.name))
+        ]
+        if output_dir.is_dir()
+        else []
+    )
+    if index is not None and not (output_dir / f"episode_{index:06d}").exists():
+        return output_dir / f"episode_{index:06d}"
+    n = max(used) + 1 if used else 0
+    while (output_dir / f"episode_{n:06d}").exists():
+        n += 1
+    return output_dir / f"episode_{n:06d}"
+
+
+class BagRecorder(Node):
+    """Records the configured topics into one rosbag2 bag per episode."""
+
+    def __init__(self, parameter_overrides: list[Parameter] | None = None, **kwargs: Any) -> None:
+        super().__init__("bag_recorder", parameter_overrides=parameter_overrides or [], **kwargs)
+        declare_parameters(self, SPECS)
+        self.params = read_parameters(self, SPECS)
+        self.output_dir = Path(self.params["output_dir"]).expanduser()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._wanted = {self.resolve_topic_name(t): t for t in dict.fromkeys(self.params["topics"])}
+        self._subs: dict[str, Any] = {}
+        self._types: dict[str, str] = {}
+        self._qos: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._writer: BagWriter | None = None
+        self._episode: dict[str, Any] = {}
+        self._idle_received = 0
+        self._episodes_done = 0
+        self._ignored_episode: int | None = None
+        self._last_episode_index: int | None = None
+        self._robot_config = self._load_robot_config(self.params["robot_config"])
+
+        self.create_service(Trigger, "~/start", self._srv_start)
+        self.create_service(Trigger, "~/stop", self._srv_stop)
+        self.create_service(Trigger, "~/status", self._srv_status)
+        if self.params["episode_topic"]:
+            latched = QoSProfile(
+                depth=10,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            )
+            self.create_subscription(
+                String, self.params["episode_topic"], self._on_episode, latched
+            )
+        self._discover()
+        self.create_timer(self.params["discovery_period_s"], self._discover)
+        self.get_logger().info(
+            f"recording {sorted(self._wanted)} to {self.output_dir} "
+            f"({self.params['storage']}); episodes from "
+            f"{self.params['episode_topic'] or 'services'} and ~/start, ~/stop"
+        )
+        if self.params["autostart"]:
+            self.start_episode(reason="autostart")
+
+    # -- topics ----------------------------------------------------------------------------
+    def _load_robot_config(self, path: str) -> dict | None:
+        if not path:
+            return None
+        try:
+            return yaml.safe_load(Path(path).expanduser().read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ParameterError(
+                f"parameter 'robot_config' = {path!r}: cannot read it ({exc}); "
+                "give an existing YAML file or ''"
+            ) from exc
+
+    def _discover(self) -> None:
+        """Subscribe to wanted topics that have appeared, with their publishers' QoS."""
+        missing = [t for t in self._wanted if t not in self._subs]
+        if not missing:
+            return
+        graph = dict(self.get_topic_names_and_types())
+        for topic in missing:
+            types = graph.get(topic)
+            if not types:
+                continue
+            if len(types) > 1:
+                self.get_logger().error(f"{topic} has several types {types}; not recording it")
+                continue
+            pubs = self.get_publishers_info_by_topic(topic)
+            if not pubs:
+                continue
+            profiles = [p.qos_profile for p in pubs]
+            reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
+            latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=self.params["qos_depth"],
+                reliability=ReliabilityPolicy.RELIABLE
+                if reliable
+                else ReliabilityPolicy.BEST_EFFORT,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL
+                if latched
+                else DurabilityPolicy.VOLATILE,
+            )
+            msg_class = _import_message(types[0])
+            if msg_class is None:
+                self.get_logger().error(f"cannot import {types[0]} for {topic}; not recording it")
+                self._subs[topic] = None
+                continue
+            self._types[topic] = types[0]
+            self._qos[topic] = [offered_qos(profiles[0])]
+            self._subs[topic] = self.create_subscription(
+                msg_class,
+                topic,
+                lambda data, topic=topic: self._on_message(topic, data),
+                qos,
+                raw=True,
+            )
+            with self._lock:
+                if self._writer is not None:
+                    self._add_topic(self._writer, topic)
+            self.get_logger().info(
+                f"subscribed {topic} [{types[0]}] "
+                f"({'reliable' if reliable else 'best effort'}"
+                f"{', transient local' if latched else ''})"
+            )
+
+    def _add_topic(self, writer: BagWriter, topic: str) -> None:
+        try:
+            writer.add_topic(topic, self._types[topic], self._qos[topic])
+        except BagWriteError as exc:
+            self.get_logger().error(str(exc))
+
+    def _on_message(self, topic: str, data: bytes) -> None:
+        # Hot path: never blocks, never deserializes.
+        stamp = self.get_clock().now().nanoseconds
+        writer = self._writer
+        if writer is None:
+            self._idle_received += 1
+            return
+        writer.write(topic, data, stamp)
+
+    # -- episodes --------------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self._writer is not None
+
+    def start_episode(
+        self, index: int | None = None, seed: Any = None, reason: str = "service"
+    ) -> Path:
+        """Open the bag of a new episode (closing the current one first)."""
+        if self._writer is not None:
+            self.stop_episode(reason="next_episode")
+        path = next_episode_dir(self.output_dir, index)
+        writer = BagWriter(
+            path,
+            self.params["storage"],
+            max_queue=self.params["max_queue"],
+            max_queue_bytes=self.params["max_queue_mb"] * 1024 * 1024,
+            flush_interval_s=self.params["flush_interval_s"],
+        )
+        writer.open()
+        for topic in self._types:
+            self._add_topic(writer, topic)
+        self._episode = {
+            "bag": path.name,
+            "index": index,
+            "seed": seed,
+            "success": None,
+            "storage": self.params["storage"],
+            "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "start_reason": reason,
+            "topics": dict(self._types),
+            "robot_config_path": self.params["robot_config"] or None,
+            "robot_config": self._robot_config,
+            "complete": False,
+        }
+        self._write_episode_json(path)
+        with self._lock:
+            self._writer = writer
+        self._log(f"recording episode {path.name} ({reason})")
+        return path
+
+    def stop_episode(
+        self, success: bool | None = None, reason: str = "service", extra: dict | None = None
+    ) -> BagStats | None:
+        """Close the current bag (drains its queue) and write episode.json."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is None:
+            return None
+        stats = writer.close()
+        self._episodes_done += 1
+        self._episode.update(extra or {})
+        self._episode.update(
+            {
+                "success": success if success is not None else self._episode.get("success"),
+                "stop_reason": reason,
+                "duration_s": round(stats.duration_s, 3),
+                "complete": stats.complete,
+                "counts": {t: c.as_dict() for t, c in stats.topics.items()},
+                "received": stats.received,
+                "written": stats.written,
+                "lost": stats.lost,
+                "topics": {t: self._types.get(t, "") for t in stats.topics},
+            }
+        )
+        self._write_episode_json(writer.path)
+        line = f"closed {stats.summary()}, success={self._episode['success']} ({reason})"
+        if stats.lost or not stats.complete:
+            self._log(line + f": {stats.lost} messages LOST, complete={stats.complete}", True)
+        else:
+            self._log(line)
+        return stats
+
+    def _log(self, text: str, error: bool = False) -> None:
+        """Log through ROS, or print once the context is shut down (SIGINT / SIGTERM)."""
+        if self.context.ok():
+            (self.get_logger().error if error else self.get_logger().info)(text)
+        else:
+            print(f"[{'ERROR' if error else 'INFO'}] [bag_recorder]: {text}", flush=True)
+
+    def _write_episode_json(self, path: Path) -> None:
+        try:
+            tmp = path / "episode.json.tmp"
+            tmp.write_text(json.dumps(self._episode, indent=2, default=str))
+            tmp.replace(path / "episode.json")
+        except OSError as exc:
+            self.get_logger().error(f"cannot write {path}/episode.json: {exc}")
+
+    def _on_episode(self, msg: String) -> None:
+        try:
+            info = json.loads(msg.data)
+            index = int(info["index"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.get_logger().warning(f"ignoring episode message {msg.data!r}: {exc}")
+            return
+        done = bool(info.get("done", False))
+        current = self._episode.get("index") if self._writer is not None else None
+        if not done:
+            if current == index or index == self._ignored_episode:
+                self._episode["elapsed_s"] = info.get("elapsed_s")
+                return
+            if index == self._last_episode_index:
+                return  # already recorded and closed
+            elapsed = float(info.get("elapsed_s") or 0.0)
+            if (
+                self._last_episode_index is None
+                and current is None
+                and elapsed > self.params["join_late_s"]
+            ):
+                self._ignored_episode = index
+                self.get_logger().warning(
+                    f"episode {index} is already {elapsed:.1f} s old; recording from the next one"
+                )
+                return
+            self._last_episode_index = index
+            self.start_episode(index=index, seed=info.get("seed"), reason="episode_topic")
+        elif current == index:
+            self.stop_episode(
+                success=info.get("success"),
+                reason="episode_done",
+                extra={"elapsed_s": info.get("elapsed_s")},
+            )
+
+    # -- services --------------------------------------------------------------------------
+    def _srv_start(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        if self._writer is not None:
+            resp.success = False
+            resp.message = f"already recording {self._writer.path}"
+            return resp
+        try:
+            path = self.start_episode(reason="service")
+        except (BagWriteError, OSError) as exc:
+            resp.success = False
+            resp.message = f"cannot start: {exc}"
+            return resp
+        resp.success = True
+        resp.message = str(path)
+        return resp
+
+    def _srv_stop(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        stats = self.stop_episode(reason="service")
+        if stats is None:
+            resp.success = False
+            resp.message = "not recording"
+            return resp
+        resp.success = stats.complete and stats.lost == 0
+        resp.message = json.dumps(stats.as_dict())
+        return resp
+
+    def _srv_status(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        writer = self._writer
+        status = {
+            "recording": writer is not None,
+            "bag": str(writer.path) if writer is not None else None,
+            "subscribed": sorted(t for t, s in self._subs.items() if s is not None),
+            "waiting_for": sorted(t for t in self._wanted if t not in self._subs),
+            "episodes_recorded": self._episodes_done,
+            "counts": (
+                {t: c.as_dict() for t, c in writer.counts().items()} if writer is not None else {}
+            ),
+            "pending": writer.pending() if writer is not None else 0,
+        }
+        resp.success = True
+        resp.message = json.dumps(status)
+        return resp
+
+    def shutdown(self) -> None:
+        """Close the open bag (called on SIGINT / SIGTERM / exit)."""
+        if self._writer is not None:
+            self.stop_episode(reason="shutdown")
+
+
+def _import_message(msgtype: str):
+    """``pkg/msg/Type`` -> the generated Python message class (None if not importable)."""
+    import importlib
+
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        return None
+    try:
+        module = importlib.import_module(f"{parts[0]}.{parts[1]}")
+        return getattr(module, parts[2])
+    except (ImportError, AttributeError):
+        return None
+
+
+def parse_cli(argv: list[str]) -> tuple[list[Parameter], list[str]]:
+    """Plain CLI options (before ``--ros-args``) -> parameter overrides."""
+    parser = argparse.ArgumentParser(
+        prog="bag_recorder",
+        description="Record demonstration episodes into rosbag2 bags (one per episode).",
+    )
+    parser.add_argument("--output-dir", help="directory for the episode bags")
+    parser.add_argument("--topics", nargs="+", help="topics to record")
+    parser.add_argument("--storage", choices=STORAGES, help="storage plugin (default mcap)")
+    parser.add_argument("--episode-topic", help="episode JSON topic ('' to disable)")
+    parser.add_argument("--autostart", action="store_true", help="start an episode right away")
+    parser.add_argument("--robot-config", help="robot YAML stored in episode.json")
+    parser.add_argument(
+        "--recover",
+        nargs="+",
+        metavar="BAG",
+        help="rebuild bags left without metadata.yaml by a killed recorder, then exit",
+    )
+    args = parser.parse_args(argv)
+    overrides: list[Parameter] = []
+    for name, value in (
+        ("output_dir", args.output_dir),
+        ("topics", args.topics),
+        ("storage", args.storage),
+        ("episode_topic", args.episode_topic),
+        ("robot_config", args.robot_config),
+    ):
+        if value is not None:
+            overrides.append(Parameter(name, value=value))
+    if args.autostart:
+        overrides.append(Parameter("autostart", value=True))
+    return overrides, list(args.recover or [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``bag_recorder`` / ``python -m robot_policy_ros.nodes.bag_recorder``."""
+    argv = list(sys.argv if argv is None else argv)
+    from rclpy.utilities import remove_ros_args
+
+    overrides, recover = parse_cli(remove_ros_args(argv)[1:])
+    if recover:
+        from robot_policy_ros.data.bag_writer import recover_bag
+
+        for bag in recover:
+            print(json.dumps(recover_bag(bag)))
+        return 0
+    rclpy.init(args=argv)
+    node = None
+    code = 0
+    try:
+        node = BagRecorder(parameter_overrides=overrides)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterError as exc:
+        print(f"bag_recorder: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            t0 = time.monotonic()
+            node.shutdown()
+            print(f"bag_recorder: closed cleanly in {time.monotonic() - t0:.2f} s", flush=True)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

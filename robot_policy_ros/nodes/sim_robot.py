@@ -1,0 +1,406 @@
+"""sim_robot: the embedded simulated arm, camera and reach task, as a ros2_control robot.
+
+To the rest of the stack it looks like a robot with the joint_state_broadcaster, a
+forward_position_controller and a joint_trajectory_controller loaded, plus a camera:
+
+- publishes ``joint_states`` (sensor_msgs/JointState) and ``<camera_name>/image_raw``
+  (sensor_msgs/Image, rgb8), optionally ``<second_camera_name>/image_raw``;
+- accepts ``forward_position_controller/commands`` (std_msgs/Float64MultiArray) and
+  ``joint_trajectory_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory);
+- ``~/reset`` (std_srvs/Trigger) starts the next seeded episode; ``~/episode``
+  (std_msgs/String JSON) and the privileged ``~/target`` (geometry_msgs/PointStamped)
+  describe it (both transient-local).
+
+The physics (joint servos) runs in fixed steps of 1/physics_rate_hz; every callback first
+advances it to the node clock's now, so the state tracks wall time or /clock sim time.
+Rendering runs in its own callback group so it never delays joint states or commands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PointStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
+from robot_policy_ros.sim.commands import (
+    CommandError,
+    build_trajectory,
+    validate_position_command,
+)
+from robot_policy_ros.sim.render import Renderer
+from robot_policy_ros.sim.task import TaskConfig
+from robot_policy_ros.sim.world import SimWorld
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _topic_token(value: str) -> str | None:
+    return None if _NAME_RE.match(value) else "must be a topic name token ([A-Za-z][A-Za-z0-9_]*)"
+
+
+def _optional_token(value: str) -> str | None:
+    return None if value == "" else _topic_token(value)
+
+
+SPECS = [
+    ParamSpec(
+        "arm_config",
+        "",
+        "Arm YAML (joints, limits, links, cameras); empty = the packaged config/sim_arm.yaml.",
+    ),
+    ParamSpec(
+        "joint_state_rate_hz", 100.0, "Rate of joint_states.", min_value=1.0, max_value=1000.0
+    ),
+    ParamSpec(
+        "physics_rate_hz",
+        500.0,
+        "Fixed internal servo integration rate.",
+        min_value=200.0,
+        max_value=5000.0,
+    ),
+    ParamSpec(
+        "camera_name", "front", "Camera name: images on <name>/image_raw.", check=_topic_token
+    ),
+    ParamSpec("camera_view", "front", "Viewpoint of that camera, a key of `cameras` in the YAML."),
+    ParamSpec("camera_rate_hz", 30.0, "Camera frame rate.", min_value=1.0, max_value=240.0),
+    ParamSpec("image_width", 640, "Image width in pixels.", min_value=16, max_value=4096),
+    ParamSpec("image_height", 480, "Image height in pixels.", min_value=16, max_value=4096),
+    ParamSpec(
+        "second_camera_name",
+        "",
+        "Optional second camera (e.g. 'top'), same size and rate; empty = none.",
+        check=_optional_token,
+    ),
+    ParamSpec("second_camera_view", "top", "Viewpoint of the second camera (YAML `cameras` key)."),
+    ParamSpec(
+        "command_timeout_s",
+        0.5,
+        "Without a command for this long (after a trajectory's end), the arm stops and holds.",
+        min_value=0.01,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "seed",
+        0,
+        "Episode seed: the same seed gives the same sequence of targets.",
+        min_value=0,
+        max_value=2**31 - 1,
+    ),
+    ParamSpec(
+        "success_radius_m",
+        0.04,
+        "Success: tool tip within this horizontal distance of the target centre.",
+        min_value=0.001,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "success_height_m",
+        0.05,
+        "Success: tool tip below this height above the table.",
+        min_value=0.001,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "success_hold_s",
+        0.3,
+        "Success: the tip stays in the goal region this long.",
+        min_value=0.0,
+        max_value=60.0,
+    ),
+    ParamSpec(
+        "episode_timeout_s",
+        20.0,
+        "An episode without success is done (failed) after this long; 0 = never.",
+        min_value=0.0,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "reset_arm_to_home",
+        True,
+        "On ~/reset, snap the arm instantly to the home pose (else it stops where it is).",
+    ),
+    ParamSpec(
+        "episode_rate_hz",
+        4.0,
+        "Rate at which ~/episode is republished (also on every change).",
+        min_value=0.1,
+        max_value=100.0,
+    ),
+]
+
+# Beyond this lag the clock jumped (e.g. /clock restarted); restart from now instead of
+# simulating the gap step by step.
+_MAX_CATCH_UP_S = 2.0
+
+
+def _stamp(t: float) -> Time:
+    sec = int(np.floor(t))
+    return Time(sec=sec, nanosec=min(round((t - sec) * 1e9), 999_999_999))
+
+
+def _seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class SimRobotNode(Node):
+    """The simulated robot; see the module docstring for its interfaces."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_robot", **kwargs)
+        declare_parameters(self, SPECS)
+        p = read_parameters(self, SPECS)
+        self.params = p
+        self.arm_config = load_arm_config(p["arm_config"] or None)
+        for key in ("camera_view",) + (("second_camera_view",) if p["second_camera_name"] else ()):
+            if p[key] not in self.arm_config.cameras:
+                raise ParameterError(
+                    f"parameter '{key}' = {p[key]!r}: no such camera view in"
+                    f" {self.arm_config.source}; use one of {sorted(self.arm_config.cameras)}"
+                )
+        task = TaskConfig(
+            success_radius_m=p["success_radius_m"],
+            success_height_m=p["success_height_m"],
+            success_hold_s=p["success_hold_s"],
+            episode_timeout_s=p["episode_timeout_s"],
+        )
+        self._lock = threading.Lock()
+        self.world = SimWorld(
+            self.arm_config,
+            task,
+            seed=p["seed"],
+            physics_rate_hz=p["physics_rate_hz"],
+            command_timeout_s=p["command_timeout_s"],
+            reset_arm_to_home=p["reset_arm_to_home"],
+            start_time=self._now(),
+        )
+        self.joint_names = list(self.arm_config.joint_names)
+        self.rejected_commands = 0
+        self._last_episode_flags: tuple | None = None
+
+        latched = QoSProfile(
+            depth=1,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            reliability=ReliabilityPolicy.RELIABLE,
+        )
+        self._main_group = MutuallyExclusiveCallbackGroup()
+        self._camera_group = MutuallyExclusiveCallbackGroup()
+        self._js_pub = self.create_publisher(JointState, "joint_states", 10)
+        self._episode_pub = self.create_publisher(String, "~/episode", latched)
+        self._target_pub = self.create_publisher(PointStamped, "~/target", latched)
+        self.create_subscription(
+            Float64MultiArray,
+            "forward_position_controller/commands",
+            self._on_position_command,
+            10,
+            callback_group=self._main_group,
+        )
+        self.create_subscription(
+            JointTrajectory,
+            "joint_trajectory_controller/joint_trajectory",
+            self._on_trajectory,
+            10,
+            callback_group=self._main_group,
+        )
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._main_group)
+
+        w, h = p["image_width"], p["image_height"]
+        self._cameras: list[tuple[str, Renderer, object]] = []
+        cams = [(p["camera_name"], p["camera_view"])]
+        if p["second_camera_name"]:
+            cams.append((p["second_camera_name"], p["second_camera_view"]))
+        for name, view in cams:
+            renderer = Renderer(self.arm_config, self.arm_config.cameras[view], w, h)
+            pub = self.create_publisher(Image, f"{name}/image_raw", 5)
+            self._cameras.append((name, renderer, pub))
+        self._last_image_stamp = -1.0
+
+        self.create_timer(
+            1.0 / p["joint_state_rate_hz"], self._publish_joint_state, self._main_group
+        )
+        self.create_timer(1.0 / p["episode_rate_hz"], self._publish_episode, self._main_group)
+        self.create_timer(1.0 / p["camera_rate_hz"], self._publish_images, self._camera_group)
+        with self._lock:
+            self._publish_target()
+            self._publish_episode_locked()
+        self.get_logger().info(
+            f"sim_robot ready: {len(self.joint_names)} joints {self.joint_names} from"
+            f" {self.arm_config.source}; cameras {[c[0] for c in self._cameras]} {w}x{h}"
+            f" @ {p['camera_rate_hz']:g} Hz; seed {p['seed']}"
+        )
+
+    # -- time --------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _advance(self) -> float:
+        """Run the physics up to now (caller holds the lock); returns now."""
+        now = self._now()
+        lag = now - self.world.time
+        if lag < -0.5 or lag > _MAX_CATCH_UP_S:
+            self.get_logger().warning(
+                f"clock jumped by {lag:+.3f} s; continuing from the new time",
+                throttle_duration_sec=5.0,
+            )
+            self.world.restart_clock(now)
+        else:
+            self.world.advance_to(now)
+        self._maybe_publish_episode_change()
+        return now
+
+    # -- publishers --------------------------------------------------------------------
+
+    def _publish_joint_state(self) -> None:
+        with self._lock:
+            now = self._advance()
+            q = self.world.arm.q.tolist()
+            v = self.world.arm.v.tolist()
+        msg = JointState()
+        msg.header.stamp = _stamp(now)
+        msg.name = self.joint_names
+        msg.position = q
+        msg.velocity = v
+        self._js_pub.publish(msg)
+
+    def _publish_images(self) -> None:
+        with self._lock:
+            now = self._advance()
+            snap = self.world.snapshot()
+        if now <= self._last_image_stamp:
+            return  # sim time stands still: keep stamps strictly increasing
+        self._last_image_stamp = now
+        for name, renderer, pub in self._cameras:
+            img = renderer.render(snap.q, snap.target)
+            msg = Image()
+            msg.header.stamp = _stamp(now)
+            msg.header.frame_id = f"{name}_optical_frame"
+            msg.height, msg.width = img.shape[0], img.shape[1]
+            msg.encoding = "rgb8"
+            msg.is_bigendian = 0
+            msg.step = img.shape[1] * 3
+            msg.data = img.tobytes()
+            pub.publish(msg)
+
+    def _publish_target(self) -> None:
+        msg = PointStamped()
+        msg.header.stamp = _stamp(self.world.time)
+        msg.header.frame_id = "world"
+        x, y, z = (float(v) for v in self.world.episode.target)
+        msg.point.x, msg.point.y, msg.point.z = x, y, z
+        self._target_pub.publish(msg)
+
+    def _episode_dict(self) -> dict:
+        return self.world.episode.as_dict()
+
+    def _publish_episode_locked(self) -> None:
+        ep = self.world.episode
+        self._last_episode_flags = (ep.index, ep.success, ep.done)
+        self._episode_pub.publish(String(data=json.dumps(self._episode_dict())))
+
+    def _maybe_publish_episode_change(self) -> None:
+        ep = self.world.episode
+        if (ep.index, ep.success, ep.done) != self._last_episode_flags:
+            if ep.done:
+                outcome = "success" if ep.success else "timeout"
+                self.get_logger().info(f"episode {ep.index}: {outcome} after {ep.elapsed_s:.2f} s")
+            self._publish_episode_locked()
+
+    def _publish_episode(self) -> None:
+        with self._lock:
+            self._advance()
+            self._publish_episode_locked()
+
+    # -- commands ----------------------------------------------------------------------
+
+    def _reject(self, what: str, why: str) -> None:
+        self.rejected_commands += 1
+        self.get_logger().warning(
+            f"rejected {what}: {why} (holding; {self.rejected_commands} rejected so far)",
+            throttle_duration_sec=1.0,
+        )
+
+    def _on_position_command(self, msg: Float64MultiArray) -> None:
+        try:
+            q = validate_position_command(msg.data, len(self.joint_names))
+        except CommandError as exc:
+            self._reject("forward_position_controller command", str(exc))
+            return
+        with self._lock:
+            now = self._advance()
+            self.world.command_position(q, now)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        points = [
+            (p.time_from_start.sec + p.time_from_start.nanosec * 1e-9, list(p.positions))
+            for p in msg.points
+        ]
+        with self._lock:
+            now = self._advance()
+            try:
+                traj = build_trajectory(
+                    self.joint_names,
+                    list(msg.joint_names),
+                    points,
+                    _seconds(msg.header.stamp),
+                    now,
+                    self.world.current_setpoint(),
+                )
+            except CommandError as exc:
+                self._reject("joint_trajectory", str(exc))
+                return
+            self.world.command_trajectory(traj, now)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            self._advance()
+            self.world.reset()
+            self._publish_target()
+            self._publish_episode_locked()
+            response.success = True
+            response.message = json.dumps(self._episode_dict())
+        self.get_logger().info(f"episode {self.world.episode.index} started")
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the sim_robot node until Ctrl-C / SIGTERM."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = SimRobotNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ParameterError, ArmConfigError) as exc:
+        print(f"sim_robot: configuration error: {exc}", file=sys.stderr, flush=True)
+        code = 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""The interface shared by every policy family, and the inference plumbing they share.
+
+A :class:`Policy` is an ``nn.Module`` that knows its joints, cameras and control rate
+(from its config), normalises with statistics stored in the checkpoint, and offers:
+
+- ``predict_chunk(obs)``: uint8 RGB images + joint positions -> (chunk_size, J) float64
+  joint targets; action i is for ``obs.stamp + i / fps``. Keeps its own observation
+  history when the family reads several frames (``n_obs_steps``), reset by ``reset()``.
+- ``compute_loss(batch)``: the training loss for a batch built by the dataset.
+
+Families implement ``_predict_normalized`` and ``_compute_loss_normalized``; this class
+does validation, (un)normalisation, the observation history and device/dtype handling.
+Input tensors for inference are allocated once per device (pinned host memory on CUDA) and
+reused; the history shift copies frame by frame inside those buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from robot_policy_ros.checkpoint_config import JointLimitsSpec, NormalizationStats
+from robot_policy_ros.policies.config import PolicyConfig
+from robot_policy_ros.policies.normalize import Normalizer
+from robot_policy_ros.policies.vision import ImageNormalize
+
+DTYPES: dict[str | None, torch.dtype] = {
+    None: torch.float32,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """Parse float32 / float16 / bfloat16 / None (float32) / a torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of float32, float16, bfloat16, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def check_device_dtype(device: str | torch.device, dtype: torch.dtype) -> torch.device:
+    """Validate a device/dtype pair: half precision only on CUDA, CUDA only if present."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"invalid device {device!r}: {exc}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    if dtype != torch.float32 and dev.type != "cuda":
+        raise ValueError(
+            f"{str(dtype).removeprefix('torch.')} inference needs a CUDA device; "
+            "use dtype float32 on the CPU"
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+    return dev
+
+
+@dataclass
+class Observation:
+    """One observation in the checkpoint's conventions.
+
+    Attributes:
+        images: camera name -> uint8 RGB (H, W, 3), already at the checkpoint's image size.
+        joint_positions: (J,) joint positions in checkpoint joint order, joint units.
+        stamp: observation time (seconds); action 0 of the predicted chunk is for this time.
+    """
+
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    joint_positions: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stamp: float = 0.0
+
+
+class Policy(nn.Module):
+    """Base class of MLPPolicy, ACTPolicy and DiffusionPolicy (see module docstring)."""
+
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    state_norm_mode: ClassVar[str] = "mean_std"
+    action_norm_mode: ClassVar[str] = "mean_std"
+
+    def __init__(
+        self,
+        config: PolicyConfig,
+        stats: NormalizationStats | None = None,
+        limits: JointLimitsSpec | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+        n = config.num_joints
+        self.limits = limits if limits is not None else JointLimitsSpec.uniform(n)
+        if self.limits.num_joints != n:
+            raise ValueError(f"limits have {self.limits.num_joints} joints, config has {n}")
+        if stats is None:
+            stats = NormalizationStats.from_limits(self.limits)
+        self.normalizer = Normalizer(stats, self.state_norm_mode, self.action_norm_mode)
+        self.image_normalize = ImageNormalize()
+        self._runtime_dtype = torch.float32
+        self._buffers_device: torch.device | None = None
+        self._frames_seen = 0
+        self._stage_img: dict[str, torch.Tensor] = {}
+        self._stage_img_np: dict[str, np.ndarray] = {}
+        self._stage_state = torch.empty(0)
+        self._stage_state_np = np.empty(0)
+        self._dev_img: dict[str, torch.Tensor] = {}
+        self._dev_state = torch.empty(0)
+
+    # --- description ---------------------------------------------------------------------
+    @property
+    def policy_type(self) -> str:
+        """The family: mlp, act or diffusion."""
+        return self.config.policy_type
+
+    @property
+    def fps(self) -> float:
+        """Rate of the actions within a chunk (Hz)."""
+        return self.config.fps
+
+    @property
+    def joint_names(self) -> list[str]:
+        """Joints in the order of state and action vectors."""
+        return list(self.config.joint_names)
+
+    @property
+    def num_joints(self) -> int:
+        """J."""
+        return self.config.num_joints
+
+    @property
+    def camera_names(self) -> list[str]:
+        """Cameras read by the policy, in order."""
+        return self.config.camera_names
+
+    @property
+    def image_shapes(self) -> dict[str, tuple[int, int]]:
+        """Camera name -> expected (H, W) of its uint8 RGB image."""
+        return {c.name: (c.height, c.width) for c in self.config.cameras}
+
+    @property
+    def chunk_size(self) -> int:
+        """Actions returned per predict_chunk."""
+        return self.config.chunk_size
+
+    @property
+    def n_obs_steps(self) -> int:
+        """Observation frames the policy reads (current one last)."""
+        return self.config.n_obs_steps
+
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        """Frame offsets a training sample needs, e.g. [0] or [-1, 0]."""
+        return self.config.observation_delta_indices
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        """Action offsets a training sample needs, e.g. range(0, H) or range(-1, 15)."""
+        return self.config.action_delta_indices
+
+    @property
+    def normalization_stats(self) -> NormalizationStats:
+        """The statistics in use."""
+        return self.normalizer.stats
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return next(self.parameters()).device
+
+    @property
+    def runtime_dtype(self) -> torch.dtype:
+        """Floating dtype the network runs in (normalisation always runs in float32)."""
+        return self._runtime_dtype
+
+    def num_parameters(self) -> int:
+        """Number of learnable parameters (plus frozen BN buffers are not counted)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # --- setters -------------------------------------------------------------------------
+    def set_normalization(self, stats: NormalizationStats) -> None:
+        """Use new normalisation statistics (e.g. computed from the training set)."""
+        self.normalizer.set_stats(stats)
+
+    def set_limits(self, limits: JointLimitsSpec) -> None:
+        """Joint limits stored with the checkpoint (used by the command streamer)."""
+        if limits.num_joints != self.num_joints:
+            raise ValueError(
+                f"limits have {limits.num_joints} joints, policy has {self.num_joints}"
+            )
+        self.limits = limits
+
+    def to_runtime(self, device: str | torch.device = "cpu", dtype: Any = None) -> Policy:
+        """Move to ``device`` and run the network in ``dtype`` (half only on CUDA)."""
+        dt = parse_dtype(dtype)
+        dev = check_device_dtype(device, dt)
+        self.to(device=dev, dtype=dt)
+        self._runtime_dtype = dt
+        self._buffers_device = None  # reallocate the input buffers on the next call
+        self._on_runtime_change()
+        return self
+
+    def _on_runtime_change(self) -> None:
+        """Hook for families with device-bound state (e.g. random generators)."""
+
+    # --- inference -----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the observation history (call at the start of every episode)."""
+        self._frames_seen = 0
+        self._reset_family()
+
+    def _reset_family(self) -> None:
+        """Hook: family-specific reset."""
+
+    def _allocate_buffers(self, device: torch.device) -> None:
+        n, j = self.n_obs_steps, self.num_joints
+        pin = device.type == "cuda"
+        self._stage_img, self._stage_img_np, self._dev_img = {}, {}, {}
+        for cam in self.config.cameras:
+            host = torch.zeros((n, cam.height, cam.width, 3), dtype=torch.uint8, pin_memory=pin)
+            self._stage_img[cam.name] = host
+            self._stage_img_np[cam.name] = host.numpy()
+            self._dev_img[cam.name] = host if device.type == "cpu" else host.to(device)
+        self._stage_state = torch.zeros((n, j), dtype=torch.float32, pin_memory=pin)
+        self._stage_state_np = self._stage_state.numpy()
+        self._dev_state = (
+            self._stage_state if device.type == "cpu" else self._stage_state.to(device)
+        )
+        self._buffers_device = device
+        self._frames_seen = 0
+
+    def _validate_observation(self, obs: Observation) -> np.ndarray:
+        if not isinstance(obs, Observation):
+            raise TypeError(f"predict_chunk needs an Observation, got {type(obs).__name__}")
+        for cam in self.config.cameras:
+            img = obs.images.get(cam.name)
+            if img is None:
+                raise ValueError(
+                    f"observation has no image for camera {cam.name!r} (has {sorted(obs.images)})"
+                )
+            if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+                raise ValueError(
+                    f"camera {cam.name!r}: image must be a uint8 numpy array, got "
+                    f"{getattr(img, 'dtype', type(img).__name__)}"
+                )
+            if img.shape != (cam.height, cam.width, 3):
+                raise ValueError(
+                    f"camera {cam.name!r}: image shape {img.shape}, expected "
+                    f"{(cam.height, cam.width, 3)} (uint8 RGB at the checkpoint's image size)"
+                )
+        q = np.asarray(obs.joint_positions, dtype=np.float64)
+        if q.shape != (self.num_joints,):
+            raise ValueError(
+                f"joint_positions has shape {q.shape}, expected ({self.num_joints},) in the "
+                f"order {self.joint_names}"
+            )
+        if not np.isfinite(q).all():
+            raise ValueError(f"joint_positions are not finite: {q.tolist()}")
+        return q
+
+    def _push_observation(self, obs: Observation, q: np.ndarray) -> None:
+        """Write the newest frame into the history buffers (oldest first)."""
+        n = self.n_obs_steps
+        first = self._frames_seen == 0
+        for cam in self.config.cameras:
+            buf = self._stage_img_np[cam.name]
+            if first:
+                buf[:] = obs.images[cam.name]  # pad by repeating the first frame
+            else:
+                for i in range(n - 1):
+                    buf[i] = buf[i + 1]
+                buf[n - 1] = obs.images[cam.name]
+        if first:
+            self._stage_state_np[:] = q
+        else:
+            for i in range(n - 1):
+                self._stage_state_np[i] = self._stage_state_np[i + 1]
+            self._stage_state_np[n - 1] = q
+        self._frames_seen += 1
+
+    def predict_chunk(self, obs: Observation) -> np.ndarray:
+        """(chunk_size, J) float64 joint targets for ``obs``; action i is for stamp + i/fps.
+
+        Raises ValueError on a missing camera, a wrong image shape/dtype or bad joint
+        positions, and RuntimeError if the module is in training mode (call ``eval()``).
+        """
+        if self.training:
+            raise RuntimeError("predict_chunk needs eval mode: call policy.eval() first")
+        q = self._validate_observation(obs)
+        device = self.device
+        if self._buffers_device != device:
+            self._allocate_buffers(device)
+        self._push_observation(obs, q)
+        with torch.inference_mode():
+            if device.type != "cpu":
+                for name, host in self._stage_img.items():
+                    self._dev_img[name].copy_(host, non_blocking=True)
+                self._dev_state.copy_(self._stage_state, non_blocking=True)
+            images = {
+                name: buf.permute(0, 3, 1, 2).unsqueeze(0).to(self._runtime_dtype).div_(255.0)
+                for name, buf in self._dev_img.items()
+            }  # (1, n_obs, 3, H, W) in [0, 1]
+            state = self.normalizer.normalize_state(self._dev_state.unsqueeze(0))
+            actions = self._predict_normalized(images, state)  # (1, chunk, J) normalised
+            out = self.normalizer.unnormalize_action(actions)[0]
+            return out.to("cpu", torch.float64).numpy()
+
+    def _predict_normalized(
+        self, images: dict[str, torch.Tensor], state: torch.Tensor
+    ) -> torch.Tensor:
+        """images[cam]: (B, n_obs, 3, H, W) in [0,1]; state (B, n_obs, J) normalised float32.
+
+        Returns (B, chunk_size, J) normalised actions.
+        """
+        raise NotImplementedError
+
+    # --- training ------------------------------------------------------------------------
+    def _prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Validate a training batch, move it to the device, normalise state and action."""
+        device = self.device
+        n, j = self.n_obs_steps, self.num_joints
+        n_act = len(self.action_delta_indices)
+        if "state" not in batch or "action" not in batch or "images" not in batch:
+            raise KeyError("batch needs 'images', 'state' and 'action'")
+        state = torch.as_tensor(batch["state"]).to(device, non_blocking=True)
+        if state.ndim == 2 and n == 1:
+            state = state.unsqueeze(1)
+        if state.ndim != 3 or state.shape[1:] != (n, j):
+            raise ValueError(
+                f"batch['state'] has shape {tuple(state.shape)}, expected (B, {n}, {j})"
+            )
+        b = state.shape[0]
+        action = torch.as_tensor(batch["action"]).to(device, non_blocking=True)
+        if action.shape != (b, n_act, j):
+            raise ValueError(
+                f"batch['action'] has shape {tuple(action.shape)}, expected ({b}, {n_act}, {j})"
+            )
+        pad = batch.get("action_is_pad")
+        if pad is None:
+            pad = torch.zeros((b, n_act), dtype=torch.bool, device=device)
+        else:
+            pad = torch.as_tensor(pad).to(device, non_blocking=True).bool()
+            if pad.shape != (b, n_act):
+                raise ValueError(
+                    f"batch['action_is_pad'] has shape {tuple(pad.shape)}, expected ({b}, {n_act})"
+                )
+        images = {}
+        for cam in self.config.cameras:
+            if cam.name not in batch["images"]:
+                raise KeyError(f"batch['images'] has no camera {cam.name!r}")
+            img = torch.as_tensor(batch["images"][cam.name]).to(device, non_blocking=True)
+            if img.ndim == 4 and n == 1:
+                img = img.unsqueeze(1)
+            expected = (b, n, 3, cam.height, cam.width)
+            if tuple(img.shape) != expected:
+                raise ValueError(
+                    f"batch['images'][{cam.name!r}] has shape {tuple(img.shape)}, "
+                    f"expected {expected}"
+                )
+            if img.dtype == torch.uint8:
+                img = img.float().div_(255.0)
+            images[cam.name] = img.to(self._runtime_dtype)
+        return {
+            "images": images,
+            "state": self.normalizer.normalize_state(state),
+            "action": self.normalizer.normalize_action(action),
+            "action_is_pad": pad,
+        }
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss (scalar tensor with grad) and a dict of float logs.
+
+        batch["images"][cam]: float32 (B, n_obs, 3, H, W) in [0, 1];
+        batch["state"]: (B, n_obs, J) joint units;
+        batch["action"]: (B, len(action_delta_indices), J) joint units;
+        batch["action_is_pad"]: bool (B, len(action_delta_indices)), optional.
+        """
+        prepared = self._prepare_batch(batch)
+        return self._compute_loss_normalized(**prepared)
+
+    def _compute_loss_normalized(
+        self,
+        images: dict[str, torch.Tensor],
+        state: torch.Tensor,
+        action: torch.Tensor,
+        action_is_pad: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    # --- helpers for families ------------------------------------------------------------
+    def _encode_camera_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) [0, 1] -> ImageNet-normalised, in the network dtype."""
+        return self.image_normalize(x.to(self._runtime_dtype))
