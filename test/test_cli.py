@@ -79,6 +79,18 @@ def test_init_then_inspect_from_outside_franka(tmp_path: Path) -> None:
     assert "parameters:" in r.stdout and "model.safetensors" in r.stdout
 
 
+@pytest.mark.parametrize("family", ["act"])
+def test_init_then_inspect_each_family_so101(tmp_path: Path, family: str) -> None:
+    out = tmp_path / family
+    r = run_cli(*init_args(family, SO101, out, "--cameras", "front:32x32", "--chunk-size", "12"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("inspect", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"policy:       {family}" in r.stdout
+    assert "joints:       6: shoulder_pan, shoulder_lift" in r.stdout
+    assert "chunk size:   12" in r.stdout
+
+
 def test_tampered_checkpoint_refused_by_inspect(tmp_path: Path) -> None:
     out = tmp_path / "c"
     assert cli.main(init_args("mlp", SO101, out, "--cameras", "front:32x32")) == 0
