@@ -86,6 +86,18 @@ FAMILY_TINY = {
         "n_vae_encoder_layers": 1,
         "latent_dim": 4,
     },
+    "diffusion": {
+        "vision_backbone": "tiny_cnn",
+        "backbone_width": 4,
+        "horizon": 8,
+        "n_action_steps": 5,
+        "down_dims": (8, 16),
+        "n_groups": 4,
+        "diffusion_step_embed_dim": 8,
+        "spatial_softmax_num_keypoints": 4,
+        "num_inference_steps": 3,
+        "share_backbone": False,
+    },
 }
 
 

@@ -79,16 +79,18 @@ def test_init_then_inspect_from_outside_franka(tmp_path: Path) -> None:
     assert "parameters:" in r.stdout and "model.safetensors" in r.stdout
 
 
-@pytest.mark.parametrize("family", ["act"])
+@pytest.mark.parametrize("family", ["act", "diffusion"])
 def test_init_then_inspect_each_family_so101(tmp_path: Path, family: str) -> None:
     out = tmp_path / family
-    r = run_cli(*init_args(family, SO101, out, "--cameras", "front:32x32", "--chunk-size", "12"))
+    r = run_cli(*init_args(family, SO101, out, "--cameras", "front:32x32", "--chunk-size", "20"))
     assert r.returncode == 0, r.stderr
     r = run_cli("inspect", str(out))
     assert r.returncode == 0, r.stderr
     assert f"policy:       {family}" in r.stdout
     assert "joints:       6: shoulder_pan, shoulder_lift" in r.stdout
-    assert "chunk size:   12" in r.stdout
+    assert "chunk size:   20" in r.stdout
+    if family == "diffusion":  # horizon grown to hold n_obs_steps - 1 + 20 actions
+        assert json.loads((out / "config.json").read_text())["hyperparameters"]["horizon"] == 22
 
 
 def test_tampered_checkpoint_refused_by_inspect(tmp_path: Path) -> None:

@@ -39,6 +39,18 @@ TINY = {
         "latent_dim": 8,
         "dropout": 0.0,
     },
+    "diffusion": {
+        "vision_backbone": "tiny_cnn",
+        "backbone_width": 8,
+        "horizon": 8,
+        "n_obs_steps": 2,
+        "n_action_steps": 4,
+        "down_dims": (16, 32),
+        "n_groups": 4,
+        "diffusion_step_embed_dim": 16,
+        "spatial_softmax_num_keypoints": 8,
+        "num_inference_steps": 5,
+    },
 }
 
 
@@ -185,8 +197,154 @@ def test_act_2d_position_embedding_is_sinusoidal() -> None:
     torch.testing.assert_close(table[2, 1], torch.cos(torch.tensor(2.0)))
 
 
+# --- Diffusion ---------------------------------------------------------------------------------
+def test_diffusion_defaults_follow_the_paper() -> None:
+    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.policies.config import DiffusionConfig
+
+    c = DiffusionConfig(joint_names=("a",), cameras=(CameraSpec("f", 96, 96),))
+    assert (c.horizon, c.n_obs_steps, c.n_action_steps) == (16, 2, 8)
+    assert (c.num_train_timesteps, c.beta_schedule, c.prediction_type) == (
+        100,
+        "squaredcos_cap_v2",
+        "epsilon",
+    )
+    assert c.clip_sample and c.num_inference_steps == 10
+    assert (c.down_dims, c.kernel_size, c.n_groups, c.diffusion_step_embed_dim) == (
+        (256, 512, 1024),
+        5,
+        8,
+        128,
+    )
+    assert c.use_film_scale_modulation and c.spatial_softmax_num_keypoints == 32
+    assert c.backbone_norm == "group_norm" and c.vision_backbone == "resnet18"
+
+
+def test_diffusion_uses_diffusers_schedulers() -> None:
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    p = tiny_policy("diffusion")
+    assert isinstance(p.noise_scheduler, DDPMScheduler)
+    assert isinstance(p.sampler, DDIMScheduler)
+    for s in (p.noise_scheduler, p.sampler):
+        assert s.config.beta_schedule == "squaredcos_cap_v2"
+        assert s.config.num_train_timesteps == 100
+        assert s.config.prediction_type == "epsilon" and s.config.clip_sample
+
+
+def test_diffusion_chunk_and_indices() -> None:
+    p = tiny_policy("diffusion").eval()
+    out = p.predict_chunk(observation(p))
+    assert out.shape == (4, 4) and out.dtype == np.float64 and np.isfinite(out).all()
+    assert p.chunk_size == 4 and p.n_obs_steps == 2
+    assert p.observation_delta_indices == [-1, 0]
+    assert p.action_delta_indices == list(range(-1, 7))
+
+
+def test_diffusion_returns_actions_from_the_current_step() -> None:
+    """With sample prediction, DDIM's last step returns the model's x0: the chunk must be the
+    horizon's slice [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps)."""
+    p = tiny_policy("diffusion", prediction_type="sample", n_obs_steps=3, n_action_steps=4)
+    p.set_normalization(NormalizationStats.from_limits(JointLimitsSpec.uniform(4, -1.0, 1.0)))
+    trajectory = torch.linspace(-0.9, 0.9, 8).view(1, 8, 1).expand(1, 8, 4)
+
+    class Stub(torch.nn.Module):
+        def forward(self, x, t, cond):
+            return trajectory.expand(x.shape[0], -1, -1)
+
+    p.unet = Stub()
+    out = p.eval().predict_chunk(observation(p))
+    np.testing.assert_allclose(out, trajectory[0, 2:6].double().numpy(), atol=1e-5)
+
+
+def test_diffusion_observation_history_pads_with_first_frame() -> None:
+    p = tiny_policy("diffusion", n_obs_steps=3, horizon=8, n_action_steps=4).eval()
+    seen = []
+    original = p._predict_normalized
+
+    def spy(images, state):
+        seen.append((images["front"].clone(), state.clone()))
+        return original(images, state)
+
+    p._predict_normalized = spy
+    o = [observation(p, seed=i) for i in range(3)]
+    p.predict_chunk(o[0])
+    p.predict_chunk(o[1])
+    p.reset()
+    p.predict_chunk(o[2])
+    img0 = torch.from_numpy(o[0].images["front"]).permute(2, 0, 1).float() / 255
+    img1 = torch.from_numpy(o[1].images["front"]).permute(2, 0, 1).float() / 255
+    img2 = torch.from_numpy(o[2].images["front"]).permute(2, 0, 1).float() / 255
+    first, second, after_reset = seen
+    for k in range(3):
+        torch.testing.assert_close(first[0][0, k], img0)  # [o0, o0, o0]
+        torch.testing.assert_close(after_reset[0][0, k], img2)  # reset: [o2, o2, o2]
+    torch.testing.assert_close(second[0][0, 0], img0)  # [o0, o0, o1]: oldest first
+    torch.testing.assert_close(second[0][0, 2], img1)
+    q = p.normalizer.normalize_state(torch.as_tensor(o[1].joint_positions).view(1, 4))[0]
+    torch.testing.assert_close(second[1][0, 2], q)
+
+
+def test_diffusion_sampling_is_reproducible_per_episode() -> None:
+    p = tiny_policy("diffusion").eval()
+    obs = observation(p)
+    a = p.predict_chunk(obs)
+    p.reset()
+    np.testing.assert_array_equal(a, p.predict_chunk(obs))
+    unseeded = tiny_policy("diffusion", sampling_seed=None).eval()
+    b = unseeded.predict_chunk(obs)
+    unseeded.reset()
+    assert not np.array_equal(b, unseeded.predict_chunk(obs))
+
+
+def test_diffusion_inference_steps_configurable() -> None:
+    p = tiny_policy("diffusion", num_inference_steps=3).eval()
+    calls = []
+    p.unet.register_forward_hook(lambda *_: calls.append(1))
+    p.predict_chunk(observation(p))
+    assert len(calls) == 3
+    p.set_num_inference_steps(7)
+    calls.clear()
+    p.predict_chunk(observation(p))
+    assert len(calls) == 7
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        p.set_num_inference_steps(0)
+
+
+def test_diffusion_resnet18_uses_group_norm_only() -> None:
+    p = make_policy("diffusion", JOINTS, {"front": (64, 64)}, down_dims=(32, 64), seed=0)
+    norms = [m for m in p.rgb_encoders.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_groups == m.num_channels // 16 for m in norms)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in p.modules())
+    assert p.eval().predict_chunk(observation(p)).shape == (8, 4)
+
+
+def test_spatial_softmax_finds_the_peak() -> None:
+    from robot_policy_ros.policies.vision import SpatialSoftmax
+
+    ss = SpatialSoftmax(in_channels=1, height=5, width=9, num_kp=1)
+    with torch.no_grad():
+        ss.kp_conv.weight.fill_(1.0)
+        ss.kp_conv.bias.zero_()
+    fmap = torch.zeros(1, 1, 5, 9)
+    fmap[0, 0, 4, 2] = 100.0  # bottom row, third column
+    kp = ss(fmap)
+    torch.testing.assert_close(kp, torch.tensor([[[-0.5, 1.0]]]), atol=1e-4, rtol=0)
+
+
+def test_film_blocks_predict_scale_and_bias() -> None:
+    from robot_policy_ros.policies.diffusion import ConditionalResidualBlock1D
+
+    blk = ConditionalResidualBlock1D(4, 8, cond_dim=6, kernel=5, n_groups=4, film_scale=True)
+    assert blk.cond_encoder[-1].out_features == 16
+    x, cond = torch.randn(2, 4, 8), torch.randn(2, 6)
+    assert blk(x, cond).shape == (2, 8, 8)
+    # a different conditioning changes the output
+    assert not torch.allclose(blk(x, cond), blk(x, cond + 1.0))
+
+
 # --- shared behaviour ------------------------------------------------------------------------
-FAMILIES = ["mlp", "act"]
+FAMILIES = ["mlp", "act", "diffusion"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -258,6 +416,9 @@ def test_compute_loss_checks_batch_shapes(family: str) -> None:
 OVERFIT = {
     "mlp": {"steps": 300, "lr": 3e-3, "metric": "mse", "overrides": {}},
     "act": {"steps": 400, "lr": 3e-3, "metric": "l1", "overrides": {"chunk_size": 4}},
+    # The diffusion loss is a stochastic estimate (random noise and step per sample): the
+    # tiny batch includes its noise and diffusion steps (same seed every step).
+    "diffusion": {"steps": 400, "lr": 3e-3, "metric": "mse", "overrides": {}, "fixed_noise": 1},
 }
 
 
@@ -270,6 +431,8 @@ def test_tiny_batch_overfits(family: str) -> None:
     opt = torch.optim.AdamW(p.parameters(), lr=spec["lr"])
     first_loss = first_metric = None
     for _ in range(spec["steps"]):
+        if spec.get("fixed_noise"):
+            torch.manual_seed(1)
         loss, logs = p.compute_loss(batch)
         assert torch.isfinite(loss)
         if first_loss is None:
