@@ -212,13 +212,6 @@ class DiffusionPolicy(Policy):
 
         c = config
         if c.share_backbone:
-            shapes = {cam.shape for cam in c.cameras}
-            if len(shapes) > 1 and c.crop_shape is None:
-                # one spatial-softmax grid per encoder: a shared encoder needs one image size
-                raise ValueError(
-                    "share_backbone=True needs all cameras at the same image size (or a "
-                    f"crop_shape); got {sorted(shapes)}: set share_backbone false"
-                )
             cam0 = c.cameras[0]
             self.rgb_encoders = nn.ModuleList([RgbEncoder(c, cam0.height, cam0.width)])
         else:
