@@ -107,7 +107,14 @@ class ResNet18Trunk(nn.Module):
 
             src = load_file(str(p))
         else:
-            src = torch.load(str(p), map_location="cpu", weights_only=True)
+            try:
+                # weights_only: a restricted unpickler that refuses arbitrary objects/code
+                src = torch.load(str(p), map_location="cpu", weights_only=True)
+            except Exception as exc:  # UnpicklingError, RuntimeError, ... : all refusals
+                raise ValueError(
+                    f"{p}: refused by torch.load(weights_only=True) (not a plain state dict "
+                    f"of tensors): {str(exc).splitlines()[0]}"
+                ) from None
             if not isinstance(src, dict):
                 raise ValueError(f"{p} does not hold a state dict")
         own = self.state_dict()
