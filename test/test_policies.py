@@ -398,6 +398,23 @@ def test_random_init_default_stats_keep_actions_near_limits(family: str) -> None
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_reduced_precision_path_keeps_float32_normalisation(family: str) -> None:
+    """The float16/bfloat16 path (CUDA only in use) run with bfloat16 on the CPU: the network
+    runs in bfloat16, (un)normalisation stays float32, the output stays float64 and close."""
+    p = tiny_policy(family).eval()
+    obs = observation(p)
+    reference = p.predict_chunk(obs)
+    p.reset()
+    p._set_runtime(torch.device("cpu"), torch.bfloat16)
+    assert p.runtime_dtype == torch.bfloat16
+    assert p.normalizer.action_scale.dtype == torch.float32
+    out = p.predict_chunk(obs)
+    assert out.dtype == np.float64 and out.shape == reference.shape
+    scale = p.normalization_stats.action_std.max() * 4 + 1e-3
+    assert np.abs(out - reference).max() < 0.1 * scale
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_compute_loss_checks_batch_shapes(family: str) -> None:
     p = tiny_policy(family).train()
     batch = batch_for(p)

@@ -210,8 +210,12 @@ class Policy(nn.Module):
         """Move to ``device`` and run the network in ``dtype`` (half only on CUDA)."""
         dt = parse_dtype(dtype)
         dev = check_device_dtype(device, dt)
-        self.to(device=dev, dtype=dt)
-        self._runtime_dtype = dt
+        return self._set_runtime(dev, dt)
+
+    def _set_runtime(self, device: torch.device, dtype: torch.dtype) -> Policy:
+        """to_runtime without the checks (tests run the reduced-precision path on the CPU)."""
+        self.to(device=device, dtype=dtype)
+        self._runtime_dtype = dtype
         self._buffers_device = None  # reallocate the input buffers on the next call
         self._on_runtime_change()
         return self

@@ -73,8 +73,9 @@ class SinusoidalStepEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """(B,) steps -> (B, dim)."""
-        arg = t.to(self.freqs.dtype).unsqueeze(1) * self.freqs.unsqueeze(0)
-        return torch.cat((arg.sin(), arg.cos()), dim=-1)
+        # float32 whatever the network dtype: sin/cos of steps up to ~1000 need the precision
+        arg = t.float().unsqueeze(1) * self.freqs.float().unsqueeze(0)
+        return torch.cat((arg.sin(), arg.cos()), dim=-1).to(self.freqs.dtype)
 
 
 class Conv1dBlock(nn.Module):
