@@ -415,6 +415,18 @@ def test_reduced_precision_path_keeps_float32_normalisation(family: str) -> None
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_plain_module_to_is_followed(family: str) -> None:
+    """A trainer may call policy.to(...) / .double() directly: predict_chunk follows."""
+    p = tiny_policy(family).eval()
+    obs = observation(p)
+    reference = p.predict_chunk(obs)
+    p.reset()
+    p.double()
+    assert p.runtime_dtype == torch.float64
+    np.testing.assert_allclose(p.predict_chunk(obs), reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_compute_loss_checks_batch_shapes(family: str) -> None:
     p = tiny_policy(family).train()
     batch = batch_for(p)

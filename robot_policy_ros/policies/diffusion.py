@@ -285,7 +285,11 @@ class DiffusionPolicy(Policy):
         b = state.shape[0]
         cond = self._global_cond(images, state)
         shape = (b, c.horizon, c.num_joints)
-        if self._sample_buf is None or self._sample_buf.shape != shape:
+        if (
+            self._sample_buf is None
+            or self._sample_buf.shape != shape
+            or self._sample_buf.device != device
+        ):
             self._sample_buf = torch.empty(shape, dtype=torch.float32, device=device)
         if self._generator is None:
             self._generator = self._make_generator(device)
@@ -296,7 +300,7 @@ class DiffusionPolicy(Policy):
         sample = torch.randn(shape, generator=self._generator, device=device, out=self._sample_buf)
         for i, t in enumerate(self.sampler.timesteps):
             t_batch = self._timesteps_dev[i].expand(b)
-            eps = self.unet(sample.to(self.runtime_dtype), t_batch, cond).float()
+            eps = self.unet(sample.to(self._runtime_dtype), t_batch, cond).float()
             sample = self.sampler.step(eps, int(t), sample).prev_sample
         start = c.n_obs_steps - 1
         return sample[:, start : start + c.n_action_steps]
