@@ -190,7 +190,7 @@ class Policy(nn.Module):
         return next(self.parameters()).dtype
 
     def num_parameters(self) -> int:
-        """Number of learnable parameters (plus frozen BN buffers are not counted)."""
+        """Number of parameters (buffers such as frozen BatchNorm statistics not counted)."""
         return sum(p.numel() for p in self.parameters())
 
     # --- setters -------------------------------------------------------------------------
@@ -303,6 +303,8 @@ class Policy(nn.Module):
 
         Raises ValueError on a missing camera, a wrong image shape/dtype or bad joint
         positions, and RuntimeError if the module is in training mode (call ``eval()``).
+        Not re-entrant: the input buffers and the observation history are shared, so call
+        it from one thread at a time.
         """
         if self.training:
             raise RuntimeError("predict_chunk needs eval mode: call policy.eval() first")
