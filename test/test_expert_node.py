@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from ros_test_utils import NodeProcess
 from test_sim_robot_node import CFG, SMALL, SimProbe
 
 pytestmark = pytest.mark.ros
@@ -39,3 +40,17 @@ def test_expert_solves_consecutive_episodes_through_topics(start_node, rclpy_con
     jumps = np.max(np.abs(np.diff(cmds, axis=0)), axis=1)
     assert np.sum(jumps > 0.05) <= 2, np.sort(jumps)[-5:]
     assert "planned reach" in expert.output()
+
+
+def test_expert_bad_parameter_stops_with_clear_error(node_env):
+    # NodeProcess directly (not start_node): it exits on its own with code 2.
+    proc = NodeProcess(
+        "robot_policy_ros.nodes.scripted_expert", ros_args=("-p", "speed:=3.0"), env=node_env
+    )
+    try:
+        proc.proc.wait(timeout=20)
+        out = proc.output()
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 2, out
+    assert "speed" in out and "[0.05, 1]" in out

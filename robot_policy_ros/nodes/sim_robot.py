@@ -398,6 +398,11 @@ def main(args: list[str] | None = None) -> None:
     except (ParameterError, ArmConfigError) as exc:
         print(f"sim_robot: configuration error: {exc}", file=sys.stderr, flush=True)
         code = 2
+    except Exception:
+        # SIGINT/SIGTERM can shut the context down mid-wait (RCLError "context is not
+        # valid"); that is a normal stop. Anything while the context is alive is not.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
