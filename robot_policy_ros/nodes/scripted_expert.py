@@ -130,16 +130,17 @@ class ScriptedExpertNode(Node):
             return
         self._q = np.array([msg.position[i] for i in idx], dtype=np.float64)
         self._q_stamp = _seconds(msg.header.stamp)
-        if self._pending and self._q_stamp >= self._target_stamp:
+        if self._pending and self._q_stamp > self._target_stamp:
             self._make_plan()
 
     def _on_target(self, msg: PointStamped) -> None:
         self._target = np.array([msg.point.x, msg.point.y, msg.point.z])
         self._target_stamp = _seconds(msg.header.stamp)
-        # The arm may have been reset at that instant: plan from joint states after it.
+        # The arm may have been reset at that instant: plan from joint states stamped
+        # strictly after it (a state of the same physics step predates the reset).
         self._pending = True
         self._plan = None
-        if self._q is not None and self._q_stamp >= self._target_stamp:
+        if self._q is not None and self._q_stamp > self._target_stamp:
             self._make_plan()
 
     def _on_episode(self, msg: String) -> None:
