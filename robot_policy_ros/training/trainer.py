@@ -729,10 +729,15 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         if hasattr(base_sampler, "set_epoch"):
             base_sampler.set_epoch(epoch)
         sampler = SkipSampler(base_sampler, skip_batches * config.batch_size)
+        # The loader's own generator (worker seeds) keeps the global RNG untouched, so a run
+        # resumed mid-epoch draws the same dropout/noise as the uninterrupted one.
+        gen = torch.Generator()
+        gen.manual_seed(config.seed * 7919 + epoch * 104729 + info.rank)
         return DataLoader(
             train_ds,
             batch_size=config.batch_size,
             sampler=sampler,
+            generator=gen,
             num_workers=workers,
             pin_memory=device.type == "cuda",
             drop_last=False,
