@@ -176,6 +176,7 @@ class BagRecorder(Node):
         self._idle_received = 0
         self._episodes_done = 0
         self._ignored_episode: int | None = None
+        self._episode_seen = False
         self._last_episode_index: int | None = None
         self._robot_config = self._load_robot_config(self.params["robot_config"])
 
@@ -376,6 +377,8 @@ class BagRecorder(Node):
             self.get_logger().warning(f"ignoring episode message {msg.data!r}: {exc}")
             return
         done = bool(info.get("done", False))
+        first_seen = not self._episode_seen
+        self._episode_seen = True
         current = self._episode.get("index") if self._writer is not None else None
         if not done:
             if current == index or index == self._ignored_episode:
@@ -384,11 +387,8 @@ class BagRecorder(Node):
             if index == self._last_episode_index:
                 return  # already recorded and closed
             elapsed = float(info.get("elapsed_s") or 0.0)
-            if (
-                self._last_episode_index is None
-                and current is None
-                and elapsed > self.params["join_late_s"]
-            ):
+            # Only an episode already running when the recorder starts can be joined late.
+            if first_seen and current is None and elapsed > self.params["join_late_s"]:
                 self._ignored_episode = index
                 self.get_logger().warning(
                     f"episode {index} is already {elapsed:.1f} s old; recording from the next one"
