@@ -104,9 +104,10 @@ SPECS: list[ParamSpec] = [
     ),
     ParamSpec(
         "qos_depth",
-        1000,
-        "Subscription queue depth (keep_last) so bursts are not lost before the callback.",
-        min_value=1,
+        0,
+        "Subscription history: 0 = keep_all (reliable publishers wait rather than lose "
+        "messages in a burst), N > 0 = keep_last N.",
+        min_value=0,
     ),
     ParamSpec("robot_config", "", "Robot/arm YAML file stored in each episode.json ('' = none)."),
     ParamSpec(
@@ -233,9 +234,10 @@ class BagRecorder(Node):
             profiles = [p.qos_profile for p in pubs]
             reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
             latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
+            depth = self.params["qos_depth"]
             qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST,
-                depth=self.params["qos_depth"],
+                history=HistoryPolicy.KEEP_LAST if depth > 0 else HistoryPolicy.KEEP_ALL,
+                depth=depth if depth > 0 else 1000,
                 reliability=ReliabilityPolicy.RELIABLE
                 if reliable
                 else ReliabilityPolicy.BEST_EFFORT,
