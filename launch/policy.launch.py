@@ -1,0 +1,49 @@
+"""Run a learned policy on a robot: policy_node + command_streamer (+ ros2 bag record).
+
+    ros2 launch robot_policy_ros policy.launch.py checkpoint:=/path/to/ckpt arm:=so101
+    ros2 launch robot_policy_ros policy.launch.py checkpoint:=/ckpt arm:=/path/my_arm.yaml \\
+        joint_states_topic:=/my_robot/joint_states command_topic:=/my_ctrl/commands \\
+        camera_topics:=front=/cam0/image_raw record:=true
+    ros2 launch robot_policy_ros policy.launch.py --show-args   # every argument, described
+
+The arm preset gives joint limits (passed to the command_streamer as its limits_file),
+topics, command interface and control rate; any of them can be overridden by an argument.
+The launch stops before starting anything if the preset's joints disagree with the
+checkpoint's. All decisions live in robot_policy_ros.launch_support (unit-tested).
+"""
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from launch.actions import OpaqueFunction
+from launch.launch_description import LaunchDescription
+
+
+def _launch_support():
+    """robot_policy_ros.launch_support; in a source checkout, the copy next to this file."""
+    src = Path(__file__).resolve().parents[1] / "robot_policy_ros" / "launch_support.py"
+    if not src.is_file():  # install space: the installed package
+        return importlib.import_module("robot_policy_ros.launch_support")
+    name = "robot_policy_ros_source_launch_support"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, src)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+ls = _launch_support()
+
+
+def _launch_setup(context):
+    share_dir, indexed = ls.find_share_dir(context, __file__)
+    plan = ls.plan_policy_launch(context.launch_configurations, share_dir)
+    return ls.launch_actions(plan, share_dir, indexed)
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [*ls.declare_arguments(ls.POLICY_ARGUMENTS), OpaqueFunction(function=_launch_setup)]
+    )

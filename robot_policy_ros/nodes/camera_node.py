@@ -1,0 +1,222 @@
+"""camera_node: sensor_msgs/Image on ``image_raw`` from any OpenCV source.
+
+The source is a device index (``0``), a video file or a stream URL. Frames are read in a
+capture thread paced by absolute deadlines at ``rate_hz``, stamped with the node clock right
+after the read returns (capture time), resized to ``width`` x ``height`` when set and
+published as ``rgb8`` (or ``bgr8``). A video file loops when ``loop`` is true (demos, tests).
+
+If the source cannot be opened the node says so, naming the source, and keeps retrying
+every ``reconnect_period_s``; if a device or stream stops delivering frames it is released
+and reopened the same way, so the camera recovers when it comes back. Remap ``image_raw``
+(or use a namespace) to place it: ``--ros-args -r image_raw:=front/image_raw``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from robot_policy_ros.core.images import resize_rgb
+from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.core.timing import FixedRateTicker
+from robot_policy_ros.nodes.lifecycle import LogThrottle
+from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+
+NODE_NAME = "camera_node"
+
+SPECS: list[ParamSpec] = [
+    ParamSpec(
+        "source",
+        "0",
+        "OpenCV source: a device index (e.g. 0), a video file path, or a stream URL.",
+        check=lambda v: None if v.strip() else "is empty",
+        fix="set -p source:=0 (device), a video file path, or rtsp://... / http://...",
+    ),
+    ParamSpec("rate_hz", 30.0, "Frames published per second.", min_value=0.1, max_value=1000.0),
+    ParamSpec("width", 0, "Output width in pixels (0: the source's).", min_value=0, max_value=8192),
+    ParamSpec(
+        "height", 0, "Output height in pixels (0: the source's).", min_value=0, max_value=8192
+    ),
+    ParamSpec("frame_id", "camera", "header.frame_id of the published images."),
+    ParamSpec("encoding", "rgb8", "Published pixel encoding.", choices=("rgb8", "bgr8")),
+    ParamSpec("loop", False, "Restart a video file from its first frame at its end."),
+    ParamSpec(
+        "reconnect_period_s",
+        1.0,
+        "Seconds between attempts to (re)open a source that failed or was lost.",
+        min_value=0.05,
+        max_value=60.0,
+    ),
+]
+
+
+def parse_source(source: str) -> tuple[int | str, str]:
+    """(value for cv2.VideoCapture, kind) with kind in device / url / file."""
+    text = source.strip()
+    if text.isdigit():
+        return int(text), "device"
+    if "://" in text:
+        return text, "url"
+    if text.startswith("/dev/video"):
+        return text, "device"
+    return os.path.expanduser(text), "file"
+
+
+class CameraNode(Node):
+    """Publishes frames from an OpenCV source on ``image_raw``."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self, SPECS)
+        self.params = read_parameters(self, SPECS)
+        if (self.params["width"] == 0) != (self.params["height"] == 0):
+            raise ParameterError(
+                f"parameters 'width' = {self.params['width']} and 'height' = "
+                f"{self.params['height']}: set both (resize) or neither (source size)"
+            )
+        self.source, self.kind = parse_source(self.params["source"])
+        self._log = LogThrottle(self.get_logger(), period_s=5.0)
+        self._pub = self.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+        self._stop = threading.Event()
+        self.frames = 0
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the capture thread."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _open(self) -> cv2.VideoCapture | None:
+        if self.kind == "file" and not os.path.isfile(self.source):
+            self._log(
+                "open",
+                "error",
+                f"cannot open camera source '{self.params['source']}': no such video file; "
+                f"retrying every {self.params['reconnect_period_s']:g} s",
+            )
+            return None
+        cap = cv2.VideoCapture(self.source)
+        if not cap.isOpened():
+            cap.release()
+            self._log(
+                "open",
+                "error",
+                f"cannot open camera source '{self.params['source']}' ({self.kind}): OpenCV "
+                f"could not open it; retrying every {self.params['reconnect_period_s']:g} s",
+            )
+            return None
+        if self.kind == "device":
+            with contextlib.suppress(cv2.error):
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queue of old ones
+        self.get_logger().info(f"opened camera source '{self.params['source']}' ({self.kind})")
+        return cap
+
+    def _read(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        ok, frame = cap.read()
+        if ok:
+            return frame
+        if self.kind == "file" and self.params["loop"]:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = cap.read()
+            if ok:
+                return frame
+        return None
+
+    def _run(self) -> None:
+        ticker = FixedRateTicker(self.params["rate_hz"], spin_s=0.0)
+        msg = Image()
+        msg.header.frame_id = self.params["frame_id"]
+        msg.encoding = self.params["encoding"]
+        size = (self.params["height"], self.params["width"]) if self.params["width"] else None
+        cap = None
+        finished = False
+        while not self._stop.is_set():
+            if cap is None:
+                if finished:
+                    self._stop.wait(0.5)
+                    continue
+                cap = self._open()
+                if cap is None:
+                    self._stop.wait(self.params["reconnect_period_s"])
+                    continue
+                ticker.start()
+            if ticker.wait(self._stop) is None:
+                break
+            frame = self._read(cap)
+            stamp = self.get_clock().now()
+            if frame is None:
+                cap.release()
+                cap = None
+                if self.kind == "file":
+                    finished = True
+                    self.get_logger().info(
+                        f"end of video file '{self.params['source']}' (set loop:=true to repeat)"
+                    )
+                else:
+                    self.get_logger().warning(
+                        f"camera source '{self.params['source']}' stopped delivering frames; "
+                        "reconnecting"
+                    )
+                continue
+            self._publish(msg, frame, stamp, size)
+        if cap is not None:
+            cap.release()
+
+    def _publish(self, msg: Image, frame: np.ndarray, stamp, size) -> None:
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        elif frame.shape[2] == 4:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+        if size is not None:
+            frame = resize_rgb(frame, size)
+        if msg.encoding == "rgb8":
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        frame = np.ascontiguousarray(frame)
+        msg.header.stamp = stamp.to_msg()
+        msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
+        msg.step = msg.width * 3
+        msg.data = frame.tobytes()
+        self._pub.publish(msg)
+        self.frames += 1
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: ``camera_node --ros-args -p source:=0 -r image_raw:=front/image_raw``."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    code = 0
+    try:
+        try:
+            node = CameraNode()
+        except ParameterError as exc:
+            rclpy.logging.get_logger(NODE_NAME).error(f"bad parameter: {exc}")
+            code = 2
+            return
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+        if code:
+            sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Shared lifecycle plumbing for the managed nodes (policy_node, command_streamer).
+
+:class:`ManagedNode` is a ``rclpy.lifecycle.LifecycleNode`` that declares its parameters
+from :class:`~robot_policy_ros.core.params.ParamSpec` lists, reads and validates them at
+configure time, and turns every exception raised in a transition into a logged message
+and a FAILURE (rclpy itself swallows them silently). Subclasses implement
+``configure(params)``, ``activate()``, ``deactivate()`` and ``cleanup()``.
+
+:func:`run_nodes` is the ``main()`` of every node executable: it builds the nodes, walks
+them to *active* when their ``autostart`` parameter is true (so ``ros2 run`` just works),
+spins, and exits non-zero with the reason when a node cannot be built, configured or
+activated, instead of hanging in the unconfigured state. Ctrl-C and SIGTERM shut down
+cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+
+AUTOSTART = ParamSpec(
+    "autostart",
+    True,
+    "Walk the node through configure and activate at start-up (false: wait for a lifecycle "
+    "manager or `ros2 lifecycle set`).",
+)
+
+# Action chunks: reliable (a lost chunk is a gap in the robot's motion), a short queue.
+CHUNK_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+)
+
+
+def stamp_to_sec(stamp: Any) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class ConfigurationError(RuntimeError):
+    """Configure cannot succeed; the message says why and what to change."""
+
+
+class ManagedNode(LifecycleNode):
+    """Lifecycle node with parameter specs, logged transitions and an ``active`` flag.
+
+    Args:
+        node_name: default node name (remappable with ``__node``).
+        specs: the node's parameters (``autostart`` is added).
+        **kwargs: passed to ``LifecycleNode`` (``context``, ``namespace``, ...).
+
+    Raises:
+        ParameterError: a parameter override has the wrong type or is out of range.
+    """
+
+    def __init__(self, node_name: str, specs: Sequence[ParamSpec], **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.specs: list[ParamSpec] = [*specs, AUTOSTART]
+        declare_parameters(self, self.specs)
+        self.params: dict[str, Any] = {}
+        self.active = False
+        self.failure = ""  # why the last transition failed ("" if it did not)
+
+    # -- to be implemented by subclasses ----------------------------------------------------
+
+    def configure(self, params: dict[str, Any]) -> None:
+        """Load and validate everything; raise ParameterError / ConfigurationError."""
+
+    def activate(self) -> None:
+        """Start publishing / threads."""
+
+    def deactivate(self) -> None:
+        """Stop publishing and threads, drop buffered data."""
+
+    def cleanup(self) -> None:
+        """Release what configure created."""
+
+    # -- lifecycle callbacks -----------------------------------------------------------------
+
+    @property
+    def autostart(self) -> bool:
+        """Value of the ``autostart`` parameter."""
+        return bool(self.get_parameter("autostart").value)
+
+    def _run(self, what: str, func: Callable[[], None]) -> TransitionCallbackReturn:
+        try:
+            func()
+        except (ParameterError, ConfigurationError, ValueError, KeyError, OSError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            self.failure = f"{what} failed: {message}"
+            self.get_logger().error(self.failure)
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # a bug: log it with its traceback, never swallow it
+            self.failure = f"{what} failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(f"{self.failure}\n{traceback.format_exc()}")
+            return TransitionCallbackReturn.FAILURE
+        self.failure = ""
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        def _configure() -> None:
+            self.params = read_parameters(self, self.specs)
+            try:
+                self.configure(self.params)
+            except Exception:
+                self._quiet_cleanup()
+                raise
+
+        result = self._run("configure", _configure)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self.get_logger().info("configured")
+        return result
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        def _activate() -> None:
+            try:
+                self.activate()
+            except Exception:
+                self.active = False
+                # Already failing: the first error is the one to report.
+                with contextlib.suppress(Exception):
+                    self.deactivate()
+                raise
+            self.active = True
+
+        result = self._run("activate", _activate)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self.get_logger().info("active")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        def _deactivate() -> None:
+            self.active = False
+            self.deactivate()
+
+        result = self._run("deactivate", _deactivate)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self.get_logger().info("inactive")
+        return result
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run("cleanup", self.cleanup)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.shutdown_quietly()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.shutdown_quietly()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _quiet_cleanup(self) -> None:
+        try:
+            self.cleanup()
+        except Exception as exc:
+            self.get_logger().warning(f"cleanup after a failed configure: {exc}")
+
+    def shutdown_quietly(self) -> None:
+        """Stop threads and release resources whatever the state (idempotent)."""
+        if self.active:
+            self.active = False
+            try:
+                self.deactivate()
+            except Exception as exc:
+                self.get_logger().warning(f"deactivate at shutdown: {exc}")
+        self._quiet_cleanup()
+
+
+def autostart_node(node: ManagedNode) -> str:
+    """Configure and activate ``node``; returns "" on success, else the reason."""
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        return node.failure or "configure failed"
+    if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+        return node.failure or "activate failed"
+    return ""
+
+
+def run_nodes(
+    factories: Sequence[Callable[[], ManagedNode]],
+    args: Sequence[str] | None = None,
+) -> int:
+    """Build, autostart and spin nodes until shutdown; returns the process exit code.
+
+    Exit codes: 0 clean shutdown, 1 a node failed to configure/activate, 2 a parameter
+    override was invalid at start-up.
+    """
+    rclpy.init(args=list(args) if args is not None else None)
+    nodes: list[ManagedNode] = []
+    code = 0
+    executor = None
+    try:
+        for factory in factories:
+            try:
+                nodes.append(factory())
+            except ParameterError as exc:
+                rclpy.logging.get_logger("robot_policy_ros").error(f"bad parameter: {exc}")
+                return 2
+        for node in nodes:
+            if node.autostart:
+                reason = autostart_node(node)
+                if reason:
+                    node.get_logger().fatal(f"could not start: {reason}")
+                    return 1
+        # Callbacks only hand data to the control / inference threads (O(1) each), so one
+        # executor thread is enough; more would compete with those threads for the GIL.
+        executor = SingleThreadedExecutor()
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.shutdown_quietly()
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def main_for(factories: Sequence[Callable[[], ManagedNode]]) -> None:
+    """``main()`` body: run the nodes and exit with their code."""
+    sys.exit(run_nodes(factories, args=sys.argv))
+
+
+class LogThrottle:
+    """Log a message at most once per ``period_s`` per key (thread-safe enough: a race can
+    only let one extra line through)."""
+
+    def __init__(self, logger: Any, period_s: float = 2.0) -> None:
+        self._logger = logger
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+
+    def __call__(self, key: str, level: str, message: str) -> bool:
+        """Log ``message`` with ``level`` ("info", "warning", "error") unless throttled."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e18) < self.period_s:
+            return False
+        self._last[key] = now
+        # One call site per severity: rclpy refuses a call site whose severity changes.
+        if level == "error":
+            self._logger.error(message)
+        elif level == "warning":
+            self._logger.warning(message)
+        else:
+            self._logger.info(message)
+        return True
+
+
+def diagnostic_status(
+    name: str, level: int, message: str, values: dict[str, Any], hardware_id: str = ""
+) -> DiagnosticStatus:
+    """A ``diagnostic_msgs/DiagnosticStatus`` (level: 0 OK, 1 WARN, 2 ERROR, 3 STALE)."""
+    status = DiagnosticStatus()
+    status.level = bytes([level])
+    status.name = name
+    status.message = message
+    status.hardware_id = hardware_id
+    status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
+    return status
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def diagnostic_array(stamp: Any, statuses: Sequence[DiagnosticStatus]) -> DiagnosticArray:
+    """A ``diagnostic_msgs/DiagnosticArray`` stamped ``stamp`` (builtin_interfaces/Time)."""
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = list(statuses)
+    return array
+
+
+def guarded(callback: Callable[..., Any], log: LogThrottle, name: str) -> Callable[..., Any]:
+    """Wrap a subscription callback so an unexpected exception is logged, not fatal.
+
+    An exception escaping a callback would end ``executor.spin()`` and with it the node;
+    for a node feeding a robot, a logged error and a dropped message are the safer outcome.
+    """
+
+    def _guarded(*args: Any) -> Any:
+        try:
+            return callback(*args)
+        except Exception as exc:
+            log(f"callback_{name}", "error", f"{name} callback failed: {exc!r}")
+            return None
+
+    return _guarded

@@ -1,0 +1,521 @@
+"""policy_node: camera images + joint states -> learned policy -> action chunks.
+
+The checkpoint says which joints and cameras the policy needs. Joint states are matched by
+name (any order, extra joints ignored, a missing joint is an error naming it). The camera
+named NAME is read from the relative topic ``NAME/image_raw`` (``NAME/image_raw/compressed``
+with ``image_transport:=compressed``), so ``--ros-args -r NAME/image_raw:=/arm/cam`` or a
+launch remap points it anywhere.
+
+Threads:
+    * executor thread: callbacks store a reference to the latest message per input with
+      its ``header.stamp`` (O(1); the joint state is mapped to checkpoint order there, which
+      also makes a missing joint an immediate error) and publish diagnostics;
+    * one inference worker: decides when to infer (``inference_trigger``), takes a snapshot
+      of the inputs through the freshness gate, converts the images (OpenCV, once), runs the
+      policy and publishes the chunk. There is exactly one worker, so while an inference
+      runs no second one queues up; a trigger that comes due meanwhile is simply served
+      when the worker is free.
+
+Each chunk goes out on ``action_chunk`` as trajectory_msgs/JointTrajectory: header.stamp =
+observation time (the oldest stamp among the inputs used), joint_names in checkpoint order,
+point i = action i with time_from_start = i / fps. Chunks with any non-finite value are
+dropped and counted, never published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
+from robot_policy_ros.core.images import ImageDecodeError, compressed_to_rgb, raw_to_rgb
+from robot_policy_ros.core.observation import ObservationGate
+from robot_policy_ros.core.params import ParamSpec
+from robot_policy_ros.nodes.lifecycle import (
+    CHUNK_QOS,
+    ConfigurationError,
+    LogThrottle,
+    ManagedNode,
+    diagnostic_array,
+    diagnostic_status,
+    guarded,
+    main_for,
+    stamp_to_sec,
+)
+
+NODE_NAME = "policy_node"
+
+
+def _check_device(value: str) -> str | None:
+    if value in ("cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return None
+    return "expected 'cpu', 'cuda' or 'cuda:N'"
+
+
+def default_torch_threads() -> int:
+    """Leave one core for the control loop and the callbacks: max(1, cores - 1)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+SPECS: list[ParamSpec] = [
+    ParamSpec(
+        "checkpoint",
+        "",
+        "Checkpoint directory (config.json + model.safetensors) to load.",
+        check=lambda v: None if v else "is empty",
+        fix="set -p checkpoint:=/path/to/checkpoint_dir",
+    ),
+    ParamSpec(
+        "device",
+        "cpu",
+        "Torch device for inference: cpu, cuda or cuda:N.",
+        check=_check_device,
+    ),
+    ParamSpec(
+        "dtype",
+        "float32",
+        "Inference dtype.",
+        choices=("float32", "float16", "bfloat16"),
+    ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "raw: sensor_msgs/Image on NAME/image_raw; compressed: sensor_msgs/CompressedImage on "
+        "NAME/image_raw/compressed.",
+        choices=("raw", "compressed"),
+    ),
+    ParamSpec(
+        "max_observation_age_s",
+        0.25,
+        "Every camera frame and the joint state must be younger than this (header.stamp vs "
+        "the node clock) for an inference to run.",
+        min_value=0.001,
+        max_value=60.0,
+    ),
+    ParamSpec(
+        "inference_trigger",
+        "horizon",
+        "horizon: infer when the time still covered by published chunks falls below "
+        "refill_threshold_s; rate: infer at inference_rate_hz.",
+        choices=("horizon", "rate"),
+    ),
+    ParamSpec(
+        "refill_threshold_s",
+        0.5,
+        "horizon trigger: infer when less than this many seconds of published actions remain.",
+        min_value=0.0,
+        max_value=600.0,
+    ),
+    ParamSpec(
+        "inference_rate_hz",
+        10.0,
+        "rate trigger: inferences per second (back to back if inference is slower).",
+        min_value=0.01,
+        max_value=1000.0,
+    ),
+    ParamSpec(
+        "torch_threads",
+        0,
+        "Torch intra-op threads for inference; 0 = max(1, CPU cores - 1), leaving a core for "
+        "the control loop.",
+        min_value=0,
+        max_value=1024,
+    ),
+    ParamSpec(
+        "status_log_period_s",
+        5.0,
+        "Seconds between one-line status logs.",
+        min_value=0.5,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "diagnostics_period_s",
+        1.0,
+        "Seconds between /diagnostics messages.",
+        min_value=0.1,
+        max_value=60.0,
+    ),
+]
+
+
+class JointMismatchError(ValueError):
+    """The joint state does not provide the checkpoint's joints."""
+
+
+def chunk_to_trajectory(
+    chunk: np.ndarray, joint_names: list[str], stamp: float, fps: float
+) -> JointTrajectory:
+    """JointTrajectory with point i = chunk[i] at time_from_start i / fps, stamped ``stamp``."""
+    msg = JointTrajectory()
+    sec = math.floor(stamp)
+    msg.header.stamp.sec = int(sec)
+    msg.header.stamp.nanosec = min(round((stamp - sec) * 1e9), 999_999_999)
+    msg.joint_names = list(joint_names)
+    points = []
+    for i, row in enumerate(chunk):
+        point = JointTrajectoryPoint()
+        point.positions = row.tolist()
+        nanos = round(i * 1e9 / fps)
+        point.time_from_start = Duration(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
+        points.append(point)
+    msg.points = points
+    return msg
+
+
+class PolicyNode(ManagedNode):
+    """Lifecycle node running a checkpoint on fresh observations, publishing action chunks."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, SPECS, **kwargs)
+        self._log = LogThrottle(self.get_logger(), period_s=2.0)
+        self._subs: list[Any] = []
+        self._pubs: list[Any] = []
+        self._timers: list[Any] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.policy = None
+        self._configured = False
+        self.latency = WindowStats(200)
+        self.obs_age = WindowStats(200)
+        self.chunk_rate = RateTracker(window_s=10.0, capacity=512)
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.chunks_published = 0
+        self.chunks_non_finite = 0
+        self.stale_skips = 0
+        self.inference_errors = 0
+        self.stale_reason = ""
+        self.joint_error = ""
+        self.state = "unconfigured"
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def configure(self, params: dict[str, Any]) -> None:
+        import torch
+
+        from robot_policy_ros.checkpoint import load_checkpoint
+
+        threads = params["torch_threads"] or default_torch_threads()
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # settable once per process only
+            torch.set_num_interop_threads(1)
+        try:
+            policy = load_checkpoint(
+                params["checkpoint"], device=params["device"], dtype=params["dtype"]
+            )
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ConfigurationError(
+                f"parameter 'checkpoint' = {params['checkpoint']!r}: {exc}"
+            ) from exc
+        policy.eval()
+        if policy.chunk_size < 2:
+            raise ConfigurationError(
+                f"checkpoint {params['checkpoint']!r} has chunk_size {policy.chunk_size}: a chunk "
+                "needs at least 2 actions to cover any time"
+            )
+        self.policy = policy
+        self.joint_names = list(policy.joint_names)
+        self.camera_names = list(policy.camera_names)
+        self.image_shapes = dict(policy.image_shapes)
+        self.fps = float(policy.fps)
+        self.chunk_span = (policy.chunk_size - 1) / self.fps
+        self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
+        self._joint_index_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._published_end = -math.inf
+        self._warm_up()
+
+        compressed = params["image_transport"] == "compressed"
+        self._subs = [
+            self.create_subscription(
+                JointState,
+                "joint_states",
+                guarded(self._on_joint_state, self._log, "joint_states"),
+                qos_profile_sensor_data,
+            )
+        ]
+        for name in self.camera_names:
+            topic = f"{name}/image_raw/compressed" if compressed else f"{name}/image_raw"
+            self._subs.append(
+                self.create_subscription(
+                    CompressedImage if compressed else Image,
+                    topic,
+                    guarded(self._camera_callback(name), self._log, f"camera_{name}"),
+                    # Latest frame only: a queue of old frames is exactly what must not be used.
+                    qos_profile_sensor_data,
+                )
+            )
+        self._chunk_pub = self.create_publisher(JointTrajectory, "action_chunk", CHUNK_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pubs = [self._chunk_pub, self._diag_pub]
+        self._timers = [
+            self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics),
+            self.create_timer(params["status_log_period_s"], self._log_status),
+        ]
+        self._configured = True
+        self.state = "inactive"
+        topics = [s.topic_name for s in self._subs]
+        self.get_logger().info(
+            f"{policy.policy_type} checkpoint: {len(self.joint_names)} joints, cameras "
+            f"{self.image_shapes}, chunk {policy.chunk_size} @ {self.fps:g} fps "
+            f"({self.chunk_span:.2f} s), torch threads {threads}; inputs {topics}"
+        )
+
+    def _warm_up(self) -> None:
+        """One inference on a blank observation so the first real one is not slow."""
+        from robot_policy_ros.policies.base import Observation
+
+        images = {
+            name: np.zeros((h, w, 3), dtype=np.uint8) for name, (h, w) in self.image_shapes.items()
+        }
+        obs = Observation(images=images, joint_positions=np.zeros(len(self.joint_names)))
+        t0 = time.perf_counter()
+        try:
+            self.policy.predict_chunk(obs)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigurationError(f"the checkpoint cannot run inference: {exc}") from exc
+        finally:
+            self.policy.reset()
+        self.get_logger().info(f"warm-up inference took {1e3 * (time.perf_counter() - t0):.0f} ms")
+
+    def cleanup(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in self._pubs:
+            self.destroy_publisher(pub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._subs, self._pubs, self._timers = [], [], []
+        self.policy = None
+        self._configured = False
+        self.state = "unconfigured"
+
+    # -- activation ----------------------------------------------------------------------------
+
+    def activate(self) -> None:
+        self.gate.clear()
+        self.policy.reset()
+        self._published_end = -math.inf
+        self._stop.clear()
+        self.state = "waiting for inputs"
+        self._thread = threading.Thread(target=self._worker, name="inference", daemon=True)
+        self._thread.start()
+
+    def deactivate(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30.0)
+            if self._thread.is_alive():
+                self.get_logger().error("inference worker did not stop within 30 s")
+            self._thread = None
+        # Forget every input and what was published: nothing old is used after re-activation.
+        self.gate.clear()
+        self._published_end = -math.inf
+        if self.policy is not None:
+            self.policy.reset()
+        self.state = "inactive"
+
+    # -- callbacks: store references only ------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _camera_callback(self, name: str):
+        gate = self.gate
+
+        def _on_image(msg: Image | CompressedImage) -> None:
+            if self.active:
+                gate.set_camera(name, stamp_to_sec(msg.header.stamp), msg)
+
+        return _on_image
+
+    def _joint_index(self, names: tuple[str, ...]) -> np.ndarray:
+        idx = self._joint_index_cache.get(names)
+        if idx is None:
+            position = {n: i for i, n in enumerate(names)}
+            missing = [n for n in self.joint_names if n not in position]
+            if missing:
+                raise JointMismatchError(
+                    f"joint_states lacks joint(s) {missing} that the checkpoint needs (it has "
+                    f"{list(names)}; the checkpoint needs {self.joint_names}): remap "
+                    "joint_states to the arm's topic or use a checkpoint for this arm"
+                )
+            idx = np.array([position[n] for n in self.joint_names], dtype=np.intp)
+            if len(self._joint_index_cache) > 64:
+                self._joint_index_cache.clear()
+            self._joint_index_cache[names] = idx
+        return idx
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        if not self.active:
+            return
+        try:
+            names = tuple(msg.name)
+            idx = self._joint_index(names)
+            if len(msg.position) != len(names):
+                raise JointMismatchError(
+                    f"joint_states has {len(names)} names but {len(msg.position)} positions"
+                )
+            positions = np.frombuffer(msg.position, dtype=np.float64)[idx]
+            if not np.isfinite(positions).all():
+                raise JointMismatchError(
+                    "joint_states has non-finite positions for the policy joints"
+                )
+        except JointMismatchError as exc:
+            self.joint_error = str(exc)
+            self._log("joints", "error", self.joint_error)
+            return
+        self.joint_error = ""
+        self.gate.set_joints(stamp_to_sec(msg.header.stamp), positions)
+
+    # -- inference worker ----------------------------------------------------------------------
+
+    def _due(self) -> bool:
+        """horizon trigger: is the time still covered by published chunks below threshold?"""
+        return self._published_end - self._now() < self.params["refill_threshold_s"]
+
+    def _worker(self) -> None:
+        rate_mode = self.params["inference_trigger"] == "rate"
+        period = 1.0 / self.params["inference_rate_hz"]
+        next_due = time.monotonic()
+        retry_s = 0.01  # poll interval while waiting for a trigger or for fresh inputs
+        while not self._stop.is_set():
+            if rate_mode:
+                wait = next_due - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                # On the grid, but never bursting: a late run moves the grid, no catch-up.
+                next_due = max(next_due + period, time.monotonic())
+            elif not self._due():
+                self._stop.wait(retry_s)
+                continue
+            try:
+                ran = self._infer_once()
+            except Exception as exc:  # report, keep serving: one bad frame must not kill it
+                self.inference_errors += 1
+                self.state = f"inference error: {exc}"
+                self._log("infer_error", "error", f"inference failed: {exc!r}")
+                ran = False
+            if not ran and not rate_mode:
+                self._stop.wait(retry_s)
+
+    def _infer_once(self) -> bool:
+        """Snapshot, convert, infer, publish. Returns False if nothing was published."""
+        from robot_policy_ros.policies.base import Observation
+
+        gate = self.gate.snapshot(self._now())
+        if not gate.ok:
+            self.stale_skips += 1
+            self.stale_reason = gate.reason
+            self.state = f"no inference: {gate.reason}"
+            self._log("stale", "warning", f"no inference: {gate.reason}")
+            return False
+        self.stale_reason = ""
+        try:
+            images = {}
+            for name, msg in gate.images.items():
+                size = self.image_shapes[name]
+                if isinstance(msg, CompressedImage):
+                    images[name] = compressed_to_rgb(msg.data, size)
+                else:
+                    images[name] = raw_to_rgb(
+                        msg.encoding, msg.height, msg.width, msg.step, msg.data, size
+                    )
+        except ImageDecodeError as exc:
+            self.state = f"bad image: {exc}"
+            self._log("image", "error", f"camera '{name}': {exc}")
+            return False
+        obs = Observation(images=images, joint_positions=gate.joints, stamp=gate.stamp)
+        t0 = time.perf_counter()
+        chunk = self.policy.predict_chunk(obs)
+        self.latency.add(time.perf_counter() - t0)
+        chunk = np.asarray(chunk, dtype=np.float64)
+        expected = (self.policy.chunk_size, len(self.joint_names))
+        if chunk.shape != expected:
+            raise ValueError(f"policy returned shape {chunk.shape}, expected {expected}")
+        if not np.isfinite(chunk).all():
+            self.chunks_non_finite += 1
+            self.state = "dropping non-finite chunks"
+            self._log("nan", "error", "policy produced non-finite actions: chunk dropped")
+            return False
+        if self._stop.is_set():
+            return False  # deactivated while inferring: publish nothing
+        self._chunk_pub.publish(chunk_to_trajectory(chunk, self.joint_names, gate.stamp, self.fps))
+        self._published_end = max(self._published_end, gate.stamp + self.chunk_span)
+        self.chunks_published += 1
+        self.chunk_rate.add(time.monotonic())
+        self.obs_age.add(gate.max_age)
+        self.state = "running"
+        return True
+
+    # -- diagnostics -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Current figures, for /diagnostics and the status line."""
+        values: dict[str, Any] = {"state": self.state, "active": self.active}
+        if not self._configured:
+            return values
+        now = self._now()
+        ages = self.gate.snapshot(now).ages
+        values.update(
+            {
+                "inference_latency_median_ms": 1e3 * self.latency.median(),
+                "inference_latency_p95_ms": 1e3 * self.latency.p95(),
+                "inferences": self.latency.total,
+                "observation_age_median_ms": 1e3 * self.obs_age.median(),
+                "chunk_rate_hz": self.chunk_rate.rate(time.monotonic()),
+                "chunks_published": self.chunks_published,
+                "chunks_dropped_non_finite": self.chunks_non_finite,
+                "stale_skips": self.stale_skips,
+                "inference_errors": self.inference_errors,
+                "published_horizon_s": max(self._published_end - now, 0.0),
+                "stale_reason": self.stale_reason,
+                "joint_error": self.joint_error,
+            }
+        )
+        for name, age in ages.items():
+            values[f"age_{name}_ms"] = 1e3 * age
+        return values
+
+    def _publish_diagnostics(self) -> None:
+        values = self.snapshot()
+        if values.get("joint_error") or values.get("chunks_dropped_non_finite"):
+            level = 2
+        elif self.state in ("running", "inactive"):
+            level = 0
+        else:
+            level = 1
+        message = values.get("joint_error") or self.state
+        status = diagnostic_status(f"{self.get_name()}: inference", level, message, values)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
+    def _log_status(self) -> None:
+        if not self.active:
+            return
+        v = self.snapshot()
+        self.get_logger().info(
+            f"{v['state']} | inference median {v['inference_latency_median_ms']:.0f} ms p95 "
+            f"{v['inference_latency_p95_ms']:.0f} ms | chunks {v['chunks_published']} "
+            f"({v['chunk_rate_hz']:.2f}/s), non-finite dropped {v['chunks_dropped_non_finite']}"
+            f", stale skips {v['stale_skips']}"
+        )
+
+
+def main() -> None:
+    """Entry point: ``policy_node --ros-args -p checkpoint:=/path/to/checkpoint``."""
+    main_for([PolicyNode])
+
+
+if __name__ == "__main__":
+    main()

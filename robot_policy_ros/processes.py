@@ -1,0 +1,108 @@
+"""Run ROS 2 nodes of this package as child processes (demo, benchmarks and tests).
+
+No rclpy here: a :class:`NodeProcess` is ``python -m MODULE [args] --ros-args ...`` in its
+own process group, its output captured to a log file, stopped with SIGINT as Ctrl-C would.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def isolated_ros_env(domain_id: int | None = None, **extra: str) -> dict[str, str]:
+    """Environment for nodes that must stay on this machine, in a DDS domain of their own.
+
+    Discovery is limited to localhost and ``ROS_DOMAIN_ID`` is ``domain_id`` (a random one
+    in 1..101 when None), so concurrent runs never see each other. This package's source
+    tree is put first on PYTHONPATH so child processes import the same code.
+    """
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if domain_id is None:
+        domain_id = random.SystemRandom().randint(1, 101)
+    env["ROS_DOMAIN_ID"] = str(domain_id)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    env.update(extra)
+    return env
+
+
+class NodeProcess:
+    """A node (``python -m module``) in its own process group, output captured to a file."""
+
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str] = (),
+        ros_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.module = module
+        if log_path is None:
+            import tempfile
+
+            fd, name = tempfile.mkstemp(prefix=module.rsplit(".", 1)[-1] + "-", suffix=".log")
+            os.close(fd)
+            log_path = name
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open while the process runs
+        cmd = [sys.executable, "-m", module, *args]
+        if ros_args:
+            cmd += ["--ros-args", *ros_args]
+        self.cmd = cmd
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=str(PACKAGE_ROOT),
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT (as Ctrl-C would), then SIGKILL if it does not exit; returns the code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> bool:
+        """Wait until ``text`` appears in the output (False on timeout or exit without it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return True
+            if not self.alive():
+                return text in self.output()
+            time.sleep(0.05)
+        return False

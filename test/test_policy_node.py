@@ -1,0 +1,175 @@
+"""policy_node in its own process against an in-process fake robot (no streamer)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+from ros_test_utils import NodeProcess
+from runtime_fakes import JOINTS, FakeRobot, make_checkpoint, poison_checkpoint
+from sensor_msgs.msg import CompressedImage
+
+pytestmark = pytest.mark.ros
+
+POLICY = "robot_policy_ros.nodes.policy_node"
+FPS = 20.0
+CHUNK = 20
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "mlp", fps=FPS, chunk_size=CHUNK)
+
+
+def _start(start_node, checkpoint, *params: str, remaps=()):
+    args = ["-p", f"checkpoint:={checkpoint}", "-p", "torch_threads:=1"]
+    for p in params:
+        args += ["-p", p]
+    for r in remaps:
+        args += ["-r", r]
+    return start_node(POLICY, *args)
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _run_to_exit(node_env, *ros_args: str) -> NodeProcess:
+    proc = NodeProcess(POLICY, ros_args=ros_args, env=node_env)
+    try:
+        proc.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.stop()
+        raise
+    return proc
+
+
+def test_chunks_from_remapped_camera_in_checkpoint_order_then_stop_when_stale(
+    start_node, rclpy_context, checkpoint
+):
+    """One process: chunk format, remapped bgr8 camera, stale camera, camera returning."""
+    cameras = {"front": ("/arm/cam/color", (48, 64), "bgr8")}
+    proc = _start(
+        start_node,
+        checkpoint,
+        "max_observation_age_s:=0.3",
+        remaps=["front/image_raw:=/arm/cam/color"],
+    )
+    with FakeRobot(rclpy_context, positions=[0.1, -0.2, 0.05], cameras=cameras) as robot:
+        assert robot.wait_for(lambda: len(robot.chunks) >= 3, 60.0), proc.output()
+        _t_recv, msg = robot.chunks[-1]
+        assert list(msg.joint_names) == JOINTS  # checkpoint order, extras dropped
+        assert len(msg.points) == CHUNK
+        offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+        np.testing.assert_allclose(offsets, np.arange(CHUNK) / FPS, atol=1e-9)
+        values = np.array([p.positions for p in msg.points])
+        assert values.shape == (CHUNK, 3) and np.isfinite(values).all()
+        age = robot.now() - _stamp(msg)
+        assert 0.0 <= age < 5.0
+        stamps = [_stamp(m) for _, m in robot.chunks]
+        assert all(b > a for a, b in itertools.pairwise(stamps))
+
+        # The camera stops: no chunk is computed from a frame older than max age.
+        robot.publish_images["front"] = False
+        t_stop = robot.now()
+        assert proc.wait_for_output("no inference: camera 'front' is", 10.0), proc.output()
+        time.sleep(1.0)
+        late = [m for _, m in robot.chunks if _stamp(m) > t_stop]
+        assert not late, "a chunk was computed after the camera stopped"
+        diag = robot.diagnostic_values("policy_node")
+        assert "camera 'front'" in diag.get("stale_reason", ""), diag
+        assert int(diag["stale_skips"]) > 0
+
+        # It comes back: inference resumes.
+        robot.publish_images["front"] = True
+        t_back = robot.now()
+        assert robot.wait_for(
+            lambda: any(_stamp(m) > t_back for _, m in list(robot.chunks)), 15.0
+        ), proc.output()
+
+
+def test_missing_joint_is_clear_error(start_node, rclpy_context, checkpoint):
+    cameras = {"front": ("front/image_raw", (32, 32), "rgb8")}
+    proc = _start(start_node, checkpoint)
+    with FakeRobot(
+        rclpy_context, joint_names=["shoulder", "wrist"], positions=[0.0, 0.0], cameras=cameras
+    ) as robot:
+        assert proc.wait_for_output("joint_states lacks joint(s) ['elbow']", 60.0), proc.output()
+        time.sleep(1.0)
+        assert robot.chunks == []
+        assert robot.wait_for(
+            lambda: "elbow" in robot.diagnostic_values("policy_node").get("_message", ""), 5.0
+        )
+
+
+def test_compressed_transport_and_mono_camera(start_node, rclpy_context, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "two_cams", cameras={"front": (32, 32), "wrist": (16, 24)})
+    proc = _start(
+        start_node,
+        ckpt,
+        "image_transport:=compressed",
+        "inference_trigger:=rate",
+        "inference_rate_hz:=5.0",
+    )
+    with FakeRobot(rclpy_context) as robot:
+        pubs = {
+            name: robot.node.create_publisher(CompressedImage, f"{name}/image_raw/compressed", 5)
+            for name in ("front", "wrist")
+        }
+        gray = np.full((40, 60), 128, dtype=np.uint8)
+        _ok, jpg = cv2.imencode(".jpg", gray)
+
+        def publish() -> None:
+            for pub in pubs.values():
+                msg = CompressedImage(format="jpeg")
+                msg.header.stamp = robot.node.get_clock().now().to_msg()
+                msg.data = jpg.tobytes()
+                pub.publish(msg)
+
+        robot.timers.append(robot.node.create_timer(1 / 30, publish))
+        assert robot.wait_for(lambda: len(robot.chunks) >= 2, 60.0), proc.output()
+        times = [t for t, _ in robot.chunks]
+        assert robot.wait_for(lambda: len(robot.chunks) >= 6, 10.0)
+        times = [t for t, _ in robot.chunks]
+        rate = (len(times) - 1) / (times[-1] - times[0])
+        assert rate == pytest.approx(5.0, rel=0.3)
+
+
+def test_overflowing_checkpoint_never_publishes_non_finite(start_node, rclpy_context, tmp_path):
+    ckpt = poison_checkpoint(make_checkpoint(tmp_path / "overflow"), 3e38)
+    cameras = {"front": ("front/image_raw", (32, 32), "rgb8")}
+    proc = _start(start_node, ckpt)
+    with FakeRobot(rclpy_context, cameras=cameras) as robot:
+        assert proc.wait_for_output("non-finite actions: chunk dropped", 60.0), proc.output()
+        time.sleep(1.0)
+        assert robot.chunks == []
+        assert robot.wait_for(
+            lambda: (
+                int(robot.diagnostic_values("policy_node").get("chunks_dropped_non_finite", 0)) > 0
+            ),
+            5.0,
+        )
+
+
+def test_nan_weights_refused_at_configure(node_env, tmp_path):
+    ckpt = poison_checkpoint(make_checkpoint(tmp_path / "nan"), math.nan)
+    proc = _run_to_exit(node_env, "-p", f"checkpoint:={ckpt}")
+    assert proc.proc.returncode == 1
+    assert "non-finite" in proc.output() and "checkpoint" in proc.output()
+
+
+def test_bad_parameter_stops_with_message(node_env, checkpoint):
+    proc = _run_to_exit(node_env)
+    assert proc.proc.returncode == 1
+    assert "parameter 'checkpoint' = '': is empty; set -p checkpoint:=" in proc.output()
+    proc = _run_to_exit(node_env, "-p", f"checkpoint:={checkpoint}", "-p", "device:=tpu")
+    assert proc.proc.returncode == 1
+    assert "'device' = 'tpu'" in proc.output() and "cuda:N" in proc.output()
+    proc = _run_to_exit(node_env, "-p", "max_observation_age_s:=-1.0")
+    assert proc.proc.returncode == 2
+    assert "max_observation_age_s" in proc.output()
