@@ -245,3 +245,43 @@ def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
     assert lr_lambda("constant", 0, 100)(99) == 1.0
+
+
+def test_robot_policy_train_subcommand_trains(demos: Path, tmp_path: Path, capsys) -> None:
+    from robot_policy_ros.cli import main
+
+    out = tmp_path / "cli_run"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(demos),
+            "--policy",
+            "mlp",
+            "--out",
+            str(out),
+            "--steps",
+            "3",
+            "--image-size",
+            "16x16",
+            "--fps",
+            "10",
+            "--chunk-size",
+            "2",
+            "--set",
+            'vision_backbone="tiny_cnn"',
+            "--set",
+            "hidden_dims=[16]",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--checkpoint-every",
+            "0",
+            "--torch-threads",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["checkpoint"] == str(out)
+    assert load_checkpoint(out).chunk_size == 2

@@ -397,6 +397,7 @@ class RunLog:
                 self.tb = SummaryWriter(str(log_dir / "tensorboard"))
             except Exception:  # tensorboard not installed: the CSV has the same numbers
                 self.tb = None
+                LOG.info("TensorBoard logging off (install tensorboard); CSV log: %s", self.path)
 
     def add(self, row: dict[str, Any]) -> None:
         if not self.enabled:
