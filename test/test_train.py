@@ -285,3 +285,54 @@ def test_robot_policy_train_subcommand_trains(demos: Path, tmp_path: Path, capsy
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 3 and summary["checkpoint"] == str(out)
     assert load_checkpoint(out).chunk_size == 2
+
+
+FAMILY_OVERRIDES = {
+    "act": {
+        **{k: v for k, v in TINY.items() if k != "hidden_dims"},
+        "d_model": 32,
+        "n_heads": 2,
+        "dim_feedforward": 64,
+        "n_encoder_layers": 1,
+        "n_vae_encoder_layers": 1,
+        "latent_dim": 4,
+    },
+    "diffusion": {
+        **{k: v for k, v in TINY.items() if k != "hidden_dims"},
+        "down_dims": [16, 32],
+        "horizon": 8,
+        "diffusion_step_embed_dim": 16,
+        "spatial_softmax_num_keypoints": 4,
+        "n_groups": 4,
+        "num_inference_steps": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("family", ["act", "diffusion"])
+def test_every_policy_family_trains_from_bags(demos: Path, tmp_path: Path, family: str) -> None:
+    pytest.importorskip(f"robot_policy_ros.policies.{family}")
+    out = tmp_path / family
+    result = train(
+        _config(
+            demos,
+            out,
+            policy=family,
+            steps=30,
+            checkpoint_every=0,
+            overrides=FAMILY_OVERRIDES[family],
+        )
+    )
+    assert np.isfinite(result.final_train_loss) and np.isfinite(result.final_val_loss)
+    if family == "act":
+        assert result.final_train_loss < 0.5 * result.first_train_loss
+    policy = load_checkpoint(out)
+    assert policy.policy_type == family and policy.chunk_size == 4
+    if family == "diffusion":  # history of 2 frames, actions from the previous frame on
+        assert policy.observation_delta_indices == [-1, 0]
+        assert policy.action_delta_indices[0] == -1
+    policy.reset()
+    chunk = policy.predict_chunk(
+        Observation(images={"front": np.zeros((24, 24, 3), np.uint8)}, joint_positions=np.zeros(3))
+    )
+    assert chunk.shape == (4, 3) and np.isfinite(chunk).all()
