@@ -101,6 +101,7 @@ class TrainConfig:
     shift_px: int = 0
     max_state_gap_s: float = 0.1
     torch_threads: int | None = None
+    decode_workers: int | None = None
     progress: bool = True
     tensorboard: bool = True
 
@@ -599,13 +600,20 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         max_state_gap_s=config.max_state_gap_s,
         cache_dir=config.cache_dir,
     )
-    # Rank 0 decodes and caches first; the other ranks then read the cache.
+    # Rank 0 decodes and caches first (in parallel processes on machines with cores to
+    # spare); the other ranks then read the cache.
+    cores = os.cpu_count() or 1
+    decode_workers = (
+        config.decode_workers
+        if config.decode_workers is not None
+        else (min(8, cores) if cores >= 4 else 1)
+    )
     episodes: list[Episode] = []
     report = None
     if main:
         if config.progress:
             LOG.info("loading %d bags", len(bags))
-        episodes, report = load_episodes(bags, ds_cfg)
+        episodes, report = load_episodes(bags, ds_cfg, decode_workers=decode_workers)
     ddp.barrier(info)
     if not main:
         episodes, report = load_episodes(bags, ds_cfg)
