@@ -222,3 +222,10 @@ def test_recover_option_rebuilds_a_bag_without_metadata(tmp_path: Path, capsys) 
     assert main(["bag_recorder", "--recover", str(bag)]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert bag_is_complete(bag) and report["recovered"] == sum(_bag_counts(bag).values())
+
+
+def test_invalid_storage_parameter_exits_with_a_message(start_node, tmp_path: Path) -> None:
+    proc = start_node(MODULE, "-p", f"output_dir:={tmp_path}", "-p", "storage:=zip")
+    proc.proc.wait(timeout=30)
+    assert proc.proc.returncode == 2
+    assert "storage" in proc.output() and "mcap" in proc.output()

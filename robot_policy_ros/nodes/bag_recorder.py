@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ParameterError as exc:
+    except (ParameterError, OSError) as exc:
         print(f"bag_recorder: {exc}", file=sys.stderr)
         code = 2
     finally:
