@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from robot_policy_ros.processes import isolated_ros_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(150, 200)))
+    os.environ.update(isolated_ros_env())
     import numpy as np
     import rclpy
     from rclpy.node import Node

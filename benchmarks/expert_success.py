@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_policy_ros.processes import isolated_ros_env
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -73,14 +75,8 @@ def run_with_nodes(args: argparse.Namespace) -> dict:
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
-    domain = str(args.domain_id)
-    env = {
-        **os.environ,
-        "ROS_DOMAIN_ID": domain,
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = isolated_ros_env(args.domain_id)
+    domain = env["ROS_DOMAIN_ID"]
     os.environ.update({"ROS_DOMAIN_ID": domain, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
     common = ["--ros-args", "-p", f"seed:={args.seed}"]
     procs = [
@@ -173,7 +169,7 @@ def main() -> int:
     parser.add_argument("--episode-timeout-s", type=float, default=20.0)
     parser.add_argument("--arm-config", default="")
     parser.add_argument("--ros", action="store_true", help="use the real nodes over DDS")
-    parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 57)))
+    parser.add_argument("--domain-id", type=int, default=None, help="default: a leased free one")
     args = parser.parse_args()
     t0 = time.perf_counter()
     summary = run_with_nodes(args) if args.ros else run_in_process(args)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_policy_ros.processes import isolated_ros_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,15 +48,10 @@ def _rates(recv: list[float], stamps: list[float]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 58)))
+    parser.add_argument("--domain-id", type=int, default=None, help="default: a leased free one")
     parser.add_argument("sim_args", nargs="*", help="extra ros args for sim_robot, e.g. -p x:=1")
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "ROS_DOMAIN_ID": str(args.domain_id),
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = isolated_ros_env(args.domain_id)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     cmd = [sys.executable, "-m", "robot_policy_ros.nodes.sim_robot"]
     if args.sim_args:
