@@ -238,6 +238,52 @@ def load_checkpoint(
     return policy
 
 
+def import_weights(
+    weights_file: str | Path, like: str | Path, out_dir: str | Path, key: str | None = None
+) -> Path:
+    """Convert trusted PyTorch weights (.pt/.pth/.ckpt) into a safe checkpoint.
+
+    Only on explicit request (``robot-policy import-weights --weights-only``): the file is read
+    with ``torch.load(weights_only=True)`` (a restricted unpickler that refuses arbitrary
+    objects), its state dict must match the model described by the checkpoint ``like``
+    exactly (keys and shapes), and the result is written as safetensors + config.json with
+    ``like``'s joints, cameras, limits and statistics.
+
+    Args:
+        weights_file: the pickle-based weights file.
+        like: a valid checkpoint directory describing the same model.
+        out_dir: where to write the new checkpoint.
+        key: entry holding the state dict inside the file (tries "state_dict", "model", the
+            top level when None).
+    """
+    src = Path(weights_file).expanduser()
+    if not src.is_file():
+        raise CheckpointError(f"{src} does not exist")
+    config, policy = load_config_and_weights(like)
+    try:
+        data = torch.load(str(src), map_location="cpu", weights_only=True)
+    except Exception as exc:  # any refusal of the restricted unpickler
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{src}: refused by torch.load(weights_only=True): {first}") from None
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
+            raise CheckpointError(f"{src} has no entry {key!r}")
+        data = data[key]
+    elif isinstance(data, dict):
+        for candidate in ("state_dict", "model"):
+            if isinstance(data.get(candidate), dict):
+                data = data[candidate]
+                break
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CheckpointError(f"{src} does not hold a state dict of tensors")
+    tensors = {k: v.detach().to("cpu") for k, v in data.items()}
+    _check_state_dict(policy.state_dict(), tensors)
+    policy.load_state_dict(tensors, strict=True)
+    provenance = dict(config.provenance)
+    provenance.update(imported_from=str(src), imported_sha256=file_sha256(src))
+    return save_checkpoint(policy, out_dir, provenance=provenance)
+
+
 def describe_checkpoint(path: str | Path) -> dict[str, Any]:
     """Validated summary for ``robot-policy inspect`` (loads the weights on the CPU)."""
     directory = resolve_checkpoint_dir(path)

@@ -3,6 +3,7 @@
 Subcommands:
     init-checkpoint   a randomly initialised, fully valid checkpoint (smoke tests, benchmarks)
     inspect           print a checkpoint's family, joints, cameras, rates, size; validates it
+    import-weights    convert trusted .pt/.pth weights (weights_only=True) to a safe checkpoint
     benchmark         CPU/GPU inference latency per family
     train             delegated to robot_policy_ros.training.train_cli
 """
@@ -200,6 +201,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-weights -------------------------------------------------------------------------
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    """Convert trusted pickle-based weights into a safe checkpoint (explicit opt-in)."""
+    from robot_policy_ros.checkpoint import import_weights
+
+    if not args.weights_only:
+        raise ValueError(
+            "importing a pickle-based file needs --weights-only: it is then read with "
+            "torch.load(weights_only=True), which refuses arbitrary objects; only import "
+            "files you trust"
+        )
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise ValueError(f"--out {out} exists and is not empty (use --force to overwrite)")
+    path = import_weights(args.weights, args.like, out, key=args.key)
+    print(f"wrote {path} from {args.weights}")
+    return 0
+
+
 # --- benchmark ------------------------------------------------------------------------------
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Inference latency per family (see robot_policy_ros.policies.latency)."""
@@ -285,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "import-weights",
+        help="convert trusted .pt/.pth weights into a safe checkpoint",
+        description=(
+            "Read a state dict with torch.load(weights_only=True) and write it as a safe "
+            "checkpoint (safetensors + config.json) shaped like an existing checkpoint."
+        ),
+    )
+    p.add_argument("weights", help="the .pt/.pth/.ckpt file")
+    p.add_argument("--like", required=True, help="checkpoint describing the same model")
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--key", default=None, help="entry of the file holding the state dict")
+    p.add_argument(
+        "--weights-only", action="store_true", help="required: read with weights_only=True"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    p.set_defaults(func=cmd_import_weights)
 
     p = sub.add_parser(
         "benchmark",

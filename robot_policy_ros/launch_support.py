@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -1005,19 +1006,53 @@ def plan_record_demos(
             if src != dst
         ]
         nodes.append(NodePlan("scripted_expert", "scripted_expert", list(sim_params), expert_rules))
-        infos.append("teleoperator: the sim's scripted expert")
+        episodes = _arg(args, "episodes") or "0"
+        delay = _arg(args, "reset_delay_s") or "1.0"
+        if not episodes.isdigit():
+            raise PresetError(f"launch argument episodes:={episodes!r} must be a whole number >= 0")
+        if parse_positive_float(delay, "reset_delay_s") > 3600:
+            raise PresetError(f"launch argument reset_delay_s:={delay!r} is over an hour")
+        nodes.append(
+            NodePlan(
+                "episode_driver",
+                "episode_driver",
+                [{"use_sim_time": use_sim_time}],
+                arguments=["--episodes", episodes, "--reset-delay-s", delay],
+            )
+        )
+        infos.append(
+            "teleoperator: the sim's scripted expert; "
+            + (f"{episodes} episodes" if episodes != "0" else "episodes until Ctrl-C")
+        )
     record_cmd = None
     if recorder == "ros2bag":
         record_cmd = bag_record_cmd(topics, out, use_sim_time=use_sim_time)
     else:
-        rec_params: dict[str, Any] = {"output_dir": out, "topics": topics}
+        # bag_recorder (H-data) writes one bag per episode under output_dir; in the sim the
+        # episode topic starts and closes them, on a real robot its ~/start and ~/stop do.
+        rec_params: dict[str, Any] = {
+            "output_dir": out,
+            "topics": topics,
+            "episode_topic": "sim_robot/episode" if sim else "",
+            "robot_config": preset.path,
+        }
         if use_sim_time:
             rec_params["use_sim_time"] = True
         rec_file = _arg(args, "recorder_params_file")
         params: list[dict[str, Any] | str] = [rec_params]
         if rec_file:
+            if not Path(rec_file).expanduser().is_file():
+                raise PresetError(
+                    f"launch argument recorder_params_file:={rec_file} does not exist"
+                )
             params.append(str(Path(rec_file).expanduser()))
         nodes.append(NodePlan("bag_recorder", "bag_recorder", params))
+        if not sim:
+            infos.append(
+                "bag_recorder: start and stop each episode with "
+                f"ros2 service call {resolve_topic('bag_recorder', ns)}/start std_srvs/srv/Trigger "
+                "(and .../stop)"
+            )
     return LaunchPlan(nodes, ns, log_level_arg(args), record_cmd, infos, [], preset)
 
 
@@ -1072,6 +1107,10 @@ def fallback_share_dir(launch_file: str | os.PathLike) -> Path:
     return Path(launch_file).resolve().parent.parent
 
 
+#: Nodes run as ``python -m <module>`` everywhere (no console script of their own).
+_MODULE_EXECUTABLES = {"episode_driver": "robot_policy_ros.launch_support"}
+
+
 def node_command(executable: str, package_indexed: bool) -> dict[str, Any]:
     """launch_ros ``Node`` keyword arguments that start ``executable``.
 
@@ -1079,8 +1118,11 @@ def node_command(executable: str, package_indexed: bool) -> dict[str, Any]:
     expects. From a source checkout: the same node as ``python -m robot_policy_ros.nodes.X``
     with the checkout on PYTHONPATH.
     """
-    if package_indexed:
+    if package_indexed and executable not in _MODULE_EXECUTABLES:
         return {"package": PACKAGE, "executable": executable}
+    if executable in _MODULE_EXECUTABLES:
+        # Not a console script: always `python -m`, installed or not.
+        return {"executable": sys.executable, "arguments": ["-m", _MODULE_EXECUTABLES[executable]]}
     module = {"robot-policy": "robot_policy_ros.cli"}.get(
         executable, f"robot_policy_ros.nodes.{executable}"
     )
@@ -1092,6 +1134,113 @@ def source_tree_env(share_dir: str | os.PathLike) -> dict[str, str]:
     root = str(Path(share_dir).resolve())
     current = os.environ.get("PYTHONPATH", "")
     return {"PYTHONPATH": os.pathsep.join(p for p in (root, current) if p)}
+
+
+# --------------------------------------------------------------------------------------
+# Episode driver for recording demonstrations in the sim
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class EpisodeSequencer:
+    """When to start the sim's next episode: after each finished one, until ``episodes``.
+
+    Fed the sim_robot's ``~/episode`` JSON ({"index", "done", ...}); the sim republishes
+    it periodically, so each finished index counts once. ``episodes`` = 0: never stop.
+    """
+
+    episodes: int = 0
+    finished: list[int] = field(default_factory=list)
+
+    def on_episode(self, data: Mapping[str, Any]) -> str:
+        """``"reset"`` (start the next episode), ``"stop"`` (all recorded) or ``"wait"``."""
+        if not data.get("done"):
+            return "wait"
+        index = int(data["index"])
+        if index in self.finished:
+            return "wait"
+        self.finished.append(index)
+        if self.episodes and len(self.finished) >= self.episodes:
+            return "stop"
+        return "reset"
+
+
+def episode_driver_main(argv: Sequence[str] | None = None) -> int:
+    """Node ``episode_driver``: reset the sim after each episode; exit after ``--episodes``.
+
+    ``python -m robot_policy_ros.launch_support --episodes 20 --reset-delay-s 1.0``
+    (record_demos.launch.py starts it with sim:=true; its exit ends the launch).
+    """
+    import argparse
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.utilities import remove_ros_args
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="episode_driver", description="Reset the sim after each episode (demo recording)."
+    )
+    parser.add_argument("--episodes", type=int, default=0, help="episodes to record (0: forever)")
+    parser.add_argument("--reset-delay-s", type=float, default=1.0, help="pause between episodes")
+    opts = parser.parse_args(remove_ros_args(argv)[1:])
+    rclpy.init(args=argv)
+    node = Node("episode_driver")
+    log = node.get_logger()
+    sequencer = EpisodeSequencer(max(0, opts.episodes))
+    client = node.create_client(Trigger, "sim_robot/reset")
+    state: dict[str, float | None] = {"reset_at": None, "stop_at": None}
+
+    def now() -> float:
+        return time.monotonic()
+
+    def on_episode(msg: String) -> None:
+        try:
+            data = json.loads(msg.data)
+        except json.JSONDecodeError:
+            log.warning(f"ignoring an episode message that is not JSON: {msg.data!r}")
+            return
+        action = sequencer.on_episode(data)
+        done = len(sequencer.finished)
+        if action == "reset":
+            log.info(
+                f"episode {data['index']} done ({done} recorded); next one in "
+                f"{opts.reset_delay_s:g} s"
+            )
+            state["reset_at"] = now() + opts.reset_delay_s
+        elif action == "stop":
+            log.info(f"recorded {done} episodes; stopping")
+            state["stop_at"] = now() + 1.0  # let the recorders write the last messages
+
+    def tick() -> None:
+        reset_at = state["reset_at"]
+        if reset_at is not None and now() >= reset_at and client.service_is_ready():
+            state["reset_at"] = None
+            client.call_async(Trigger.Request())
+
+    latched = QoSProfile(
+        depth=1,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        reliability=ReliabilityPolicy.RELIABLE,
+    )
+    node.create_subscription(String, "sim_robot/episode", on_episode, latched)
+    node.create_timer(0.05, tick)
+    try:
+        while rclpy.ok():
+            stop_at = state["stop_at"]
+            if stop_at is not None and now() >= stop_at:
+                break
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 # --------------------------------------------------------------------------------------
@@ -1184,6 +1333,13 @@ RECORD_DEMOS_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
         "ros2bag (ros2 bag record, MCAP) or bag_recorder (this package's recorder node).",
     ),
     ("bag_dir", "demos", "Folder for demonstrations; each run gets a new timestamped bag."),
+    (
+        "episodes",
+        "0",
+        "With sim:=true: episodes to record; the sim is reset after each one and the launch "
+        "ends after the last (0: until Ctrl-C).",
+    ),
+    ("reset_delay_s", "1.0", "With sim:=true: pause between one episode's end and the next."),
     ("namespace", "", "ROS namespace of the sim, the expert and relative topics."),
     ("use_sim_time", "false", "Record with /clock time."),
     ("joint_states_topic", "", "Joint states topic to record (empty: the preset's)."),
@@ -1299,3 +1455,7 @@ def launch_actions(plan: LaunchPlan, share_dir: str | os.PathLike, package_index
     if plan.record_cmd:
         actions.append(ExecuteProcess(cmd=plan.record_cmd, output="screen", name="bag_record"))
     return actions
+
+
+if __name__ == "__main__":
+    sys.exit(episode_driver_main())

@@ -6,16 +6,63 @@ own process group, its output captured to a log file, stopped with SIGINT as Ctr
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+#: Domain IDs that map to DDS ports outside the Linux ephemeral range on every platform.
+SAFE_DOMAIN_IDS = tuple(range(1, 102)) + tuple(range(215, 233))
+
+_LOCK_DIR = Path(tempfile.gettempdir()) / "robot_policy_ros-domain-locks"
+
+
+class DomainLease:
+    """A ROS_DOMAIN_ID held exclusively (an flock) by this process until released.
+
+    Tests, benchmarks and the demo on one machine lease their domains, so two concurrent
+    runs never share one: a random pick alone collides often once a test suite walks
+    through dozens of domains.
+    """
+
+    def __init__(self, domain_id: int, handle: IO[str]) -> None:
+        self.domain_id = domain_id
+        self._handle: IO[str] | None = handle
+
+    def release(self) -> None:
+        """Give the domain back (also happens when the process exits)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def lease_domain_id(candidates: Iterable[int] | None = None) -> DomainLease:
+    """Lease the first free domain of ``candidates`` (default: safe IDs, random start)."""
+    if candidates is None:
+        start = random.SystemRandom().randrange(len(SAFE_DOMAIN_IDS))
+        candidates = SAFE_DOMAIN_IDS[start:] + SAFE_DOMAIN_IDS[:start]
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    for domain_id in candidates:
+        handle = open(_LOCK_DIR / f"{domain_id}.lock", "w")  # noqa: SIM115 - held while leased
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return DomainLease(domain_id, handle)
+    raise RuntimeError("no free ROS_DOMAIN_ID: every candidate is leased by another run")
+
+
+_process_lease: DomainLease | None = None
 
 
 def isolated_ros_env(domain_id: int | None = None, **extra: str) -> dict[str, str]:
@@ -28,7 +75,10 @@ def isolated_ros_env(domain_id: int | None = None, **extra: str) -> dict[str, st
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     if domain_id is None:
-        domain_id = random.SystemRandom().randint(1, 101)
+        global _process_lease
+        if _process_lease is None:
+            _process_lease = lease_domain_id()
+        domain_id = _process_lease.domain_id
     env["ROS_DOMAIN_ID"] = str(domain_id)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(

@@ -9,16 +9,17 @@ import pytest
 # Discovery must never leave this machine during tests, whatever the caller's environment.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
-from ros_test_utils import NodeProcess, next_domain_id, ros_env
+from ros_test_utils import NodeProcess, lease_test_domain, ros_env
 
 
 @pytest.fixture
-def ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
-    """A ROS_DOMAIN_ID of this test's own, also set in this process's environment."""
-    domain = next_domain_id()
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+def ros_domain(monkeypatch: pytest.MonkeyPatch):
+    """A ROS_DOMAIN_ID of this test's own (leased), also set in this process's environment."""
+    lease = lease_test_domain()
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(lease.domain_id))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return domain
+    yield lease.domain_id
+    lease.release()
 
 
 @pytest.fixture

@@ -11,23 +11,31 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from robot_policy_ros.processes import NodeProcess, isolated_ros_env
+from robot_policy_ros.processes import (
+    SAFE_DOMAIN_IDS,
+    DomainLease,
+    NodeProcess,
+    isolated_ros_env,
+    lease_domain_id,
+)
 
-__all__ = ["REPO_ROOT", "NodeProcess", "next_domain_id", "ros_env", "spin_until"]
+__all__ = ["REPO_ROOT", "NodeProcess", "lease_test_domain", "ros_env", "spin_until"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Domain IDs 1..101 are valid on every platform; pick a random start per pytest process
-# so concurrent runs rarely collide, then walk through them test by test.
-_DOMAIN_BASE = random.SystemRandom().randint(1, 101)
+# Walk through the safe domain IDs from a random start, one per test, so a test never
+# reuses the previous test's domain (late DDS traffic) and concurrent runs, which lease
+# their domains too, are never joined.
+_DOMAIN_START = random.SystemRandom().randrange(len(SAFE_DOMAIN_IDS))
 _domain_counter = 0
 
 
-def next_domain_id() -> int:
-    """A fresh ROS_DOMAIN_ID in 1..101 for the next test."""
+def lease_test_domain() -> DomainLease:
+    """Lease a fresh ROS_DOMAIN_ID for the next test (release it at teardown)."""
     global _domain_counter
     _domain_counter += 1
-    return (_DOMAIN_BASE + _domain_counter) % 101 + 1
+    k = (_DOMAIN_START + _domain_counter) % len(SAFE_DOMAIN_IDS)
+    return lease_domain_id(SAFE_DOMAIN_IDS[k:] + SAFE_DOMAIN_IDS[:k])
 
 
 def ros_env(domain_id: int, **extra: str) -> dict[str, str]:

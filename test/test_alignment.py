@@ -247,3 +247,13 @@ def test_a_new_trajectory_replaces_the_unreached_points_of_the_previous() -> Non
     times, points = _trajectory_points(msgs, order, lambda t: t)
     np.testing.assert_allclose(times, [10.1, 10.25])
     np.testing.assert_allclose(points, [[2.0, 1.0], [8.0, 7.0]])  # reordered to (a, b)
+
+
+def test_named_camera_found_under_a_namespace():
+    from robot_policy_ros.data.bag_reader import camera_topic_matches
+
+    assert camera_topic_matches("/demo_arm/front/image_raw", "front")
+    assert camera_topic_matches("/demo_arm/front/image_raw", "demo_arm_front")
+    assert camera_topic_matches("/front/image_raw/compressed", "front")
+    assert not camera_topic_matches("/demo_arm/wrist/image_raw", "front")
+    assert not camera_topic_matches("/demo_arm/myfront/image_raw", "front")

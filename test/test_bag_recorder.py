@@ -210,3 +210,22 @@ def test_episode_topic_records_one_bag_per_episode_with_success(
         assert (meta["index"], meta["seed"], meta["success"]) == (index, 40 + index, success)
         assert meta["stop_reason"] == "episode_done"
         assert _bag_counts(bag) == {topics[0]: n, topics[1]: n}
+
+
+def test_recover_option_rebuilds_a_bag_without_metadata(tmp_path: Path, capsys) -> None:
+    from robot_policy_ros.data.synthetic import SyntheticSpec, write_synthetic_episode
+    from robot_policy_ros.nodes.bag_recorder import main
+
+    bag = tmp_path / "episode_000000"
+    write_synthetic_episode(bag, SyntheticSpec(duration_s=0.3, image_hw=(8, 8)))
+    (bag / "metadata.yaml").unlink()  # as if the recorder had been killed
+    assert main(["bag_recorder", "--recover", str(bag)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert bag_is_complete(bag) and report["recovered"] == sum(_bag_counts(bag).values())
+
+
+def test_invalid_storage_parameter_exits_with_a_message(start_node, tmp_path: Path) -> None:
+    proc = start_node(MODULE, "-p", f"output_dir:={tmp_path}", "-p", "storage:=zip")
+    proc.proc.wait(timeout=30)
+    assert proc.proc.returncode == 2
+    assert "storage" in proc.output() and "mcap" in proc.output()

@@ -21,7 +21,15 @@ from robot_policy_ros.checkpoint_config import (
 from robot_policy_ros.policies.base import Observation
 from robot_policy_ros.policies.factory import make_policy
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: tiny models on a shared 2-core machine run far faster so."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 JOINTS = ["shoulder", "elbow", "wrist"]
 TINY_MLP = {"vision_backbone": "tiny_cnn", "backbone_width": 4, "hidden_dims": (16,)}
@@ -63,6 +71,52 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     assert loaded.joint_names == JOINTS and loaded.fps == 30.0
     np.testing.assert_array_equal(loaded.limits.upper, limits.upper)
     np.testing.assert_array_equal(loaded.normalization_stats.action_std, stats.action_std)
+
+
+FAMILY_TINY = {
+    "mlp": TINY_MLP,
+    "act": {
+        "vision_backbone": "tiny_cnn",
+        "backbone_width": 4,
+        "chunk_size": 6,
+        "d_model": 16,
+        "n_heads": 2,
+        "dim_feedforward": 32,
+        "n_encoder_layers": 1,
+        "n_vae_encoder_layers": 1,
+        "latent_dim": 4,
+    },
+    "diffusion": {
+        "vision_backbone": "tiny_cnn",
+        "backbone_width": 4,
+        "horizon": 8,
+        "n_action_steps": 5,
+        "down_dims": (8, 16),
+        "n_groups": 4,
+        "diffusion_step_embed_dim": 8,
+        "spatial_softmax_num_keypoints": 4,
+        "num_inference_steps": 3,
+        "share_backbone": False,
+    },
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_TINY))
+def test_round_trip_each_family(tmp_path: Path, family: str) -> None:
+    cams = {"front": (32, 32), "wrist": (24, 40)}
+    policy = make_policy(family, JOINTS, cams, seed=4, **FAMILY_TINY[family]).eval()
+    save_checkpoint(policy, tmp_path / family)
+    loaded = load_checkpoint(tmp_path / family)
+    assert type(loaded) is type(policy)
+    assert loaded.config == policy.config
+    rng = np.random.default_rng(0)
+    for step in range(3):  # several steps: families with an observation history too
+        obs = Observation(
+            images={n: rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for n, hw in cams.items()},
+            joint_positions=rng.uniform(-1, 1, 3),
+            stamp=step * 0.02,
+        )
+        np.testing.assert_array_equal(loaded.predict_chunk(obs), policy.predict_chunk(obs))
 
 
 def test_config_json_is_plain_readable_json(ckpt: Path) -> None:

@@ -79,6 +79,20 @@ def test_init_then_inspect_from_outside_franka(tmp_path: Path) -> None:
     assert "parameters:" in r.stdout and "model.safetensors" in r.stdout
 
 
+@pytest.mark.parametrize("family", ["act", "diffusion"])
+def test_init_then_inspect_each_family_so101(tmp_path: Path, family: str) -> None:
+    out = tmp_path / family
+    r = run_cli(*init_args(family, SO101, out, "--cameras", "front:32x32", "--chunk-size", "20"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("inspect", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"policy:       {family}" in r.stdout
+    assert "joints:       6: shoulder_pan, shoulder_lift" in r.stdout
+    assert "chunk size:   20" in r.stdout
+    if family == "diffusion":  # horizon grown to hold n_obs_steps - 1 + 20 actions
+        assert json.loads((out / "config.json").read_text())["hyperparameters"]["horizon"] == 22
+
+
 def test_tampered_checkpoint_refused_by_inspect(tmp_path: Path) -> None:
     out = tmp_path / "c"
     assert cli.main(init_args("mlp", SO101, out, "--cameras", "front:32x32")) == 0
@@ -168,3 +182,45 @@ def test_train_delegates_to_trainer_module(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cli, "TRAIN_MODULE", "fake_trainer_pkg.train_cli")
     assert cli.main(["train", "--steps", "2"]) == 42
+
+
+def test_import_weights_converts_trusted_state_dict(tmp_path: Path, capsys) -> None:
+    import torch
+
+    from robot_policy_ros.checkpoint import load_checkpoint
+
+    like = tmp_path / "like"
+    assert cli.main(init_args("mlp", "a,b", like, "--cameras", "f:32x32", "--seed", "3")) == 0
+    other = tmp_path / "other"
+    assert cli.main(init_args("mlp", "a,b", other, "--cameras", "f:32x32", "--seed", "4")) == 0
+    trained = load_checkpoint(other)
+    torch.save({"state_dict": trained.state_dict(), "step": 10}, tmp_path / "trained.pt")
+    args = ["import-weights", str(tmp_path / "trained.pt"), "--like", str(like)]
+    assert cli.main([*args, "--out", str(tmp_path / "new")]) == 2
+    assert "--weights-only" in capsys.readouterr().err
+    assert cli.main([*args, "--out", str(tmp_path / "new"), "--weights-only"]) == 0
+    new = load_checkpoint(tmp_path / "new")
+    for k, v in trained.state_dict().items():
+        assert torch.equal(new.state_dict()[k], v)
+
+
+def test_import_weights_refuses_code_and_mismatches(tmp_path: Path, capsys) -> None:
+    import pickle
+
+    import torch
+
+    like = tmp_path / "like"
+    assert cli.main(init_args("mlp", "a,b", like, "--cameras", "f:32x32")) == 0
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"state_dict": Payload()}))
+    args = ["--like", str(like), "--weights-only", "--out", str(tmp_path / "n")]
+    assert cli.main(["import-weights", str(tmp_path / "evil.pt"), *args]) == 1
+    assert "refused by torch.load(weights_only=True)" in capsys.readouterr().err
+    assert not (tmp_path / "pwned").exists()
+    torch.save({"head.0.weight": torch.zeros(3, 3)}, tmp_path / "wrong.pt")
+    assert cli.main(["import-weights", str(tmp_path / "wrong.pt"), *args]) == 1
+    assert "missing keys" in capsys.readouterr().err

@@ -164,3 +164,16 @@ def test_random_shift_augmentation_keeps_shape_and_moves_content(bags, tmp_path:
         moved += int(not torch.equal(a, b))
         torch.testing.assert_close(plain[i]["action"], shifted[i]["action"])
     assert moved >= 5
+
+
+def test_parallel_decoding_fills_the_same_cache(bags, tmp_path: Path, monkeypatch) -> None:
+    cfg = _config(tmp_path, cameras=("front", "wrist"), joint_names=SPEC.joint_names)
+    assert dataset_mod.warm_cache(bags, cfg, workers=2) == 4
+    assert dataset_mod.warm_cache(bags, cfg, workers=2) == 0  # all cached now
+
+    def no_bag_reading(*args, **kwargs):
+        raise AssertionError("the bag was read again")
+
+    monkeypatch.setattr(dataset_mod, "read_episode", no_bag_reading)
+    episodes, report = load_episodes(bags, cfg, decode_workers=2)
+    assert report.cache_hits == 4 and len(episodes) == 4

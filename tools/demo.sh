@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# `make demo` placeholder until the record -> train -> deploy loop lands (issue 6).
-cat <<'MSG'
-make demo will: start the embedded simulated arm and camera, record demonstrations of
-the scripted expert to rosbag2, train a policy on them, deploy it with policy_node and
-command_streamer at 50 Hz through topic remapping, and report its success rate.
-
-It is not implemented yet: there is no demo to run, so this exits non-zero.
-MSG
-exit 1
+# `make demo`: record -> train -> deploy -> score on the embedded simulated arm.
+# POLICY=act|diffusion picks another family; extra arguments go to the demo module.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+exec .venv/bin/python -m robot_policy_ros.demo --policy "${POLICY:-mlp}" ${DEMO_ARGS:-}

@@ -110,10 +110,28 @@ def topic_matches(bag_topic: str, wanted: str) -> bool:
     return bool(w) and (b == w or b.endswith("/" + w))
 
 
+_IMAGE_SUFFIXES = ("/compressed", "/image_raw", "/image_rect_color", "/image_color", "/image")
+
+
+def camera_topic_matches(bag_topic: str, camera: str) -> bool:
+    """Does ``bag_topic`` carry camera ``camera``, also under a namespace or remap prefix?
+
+    ``/demo_arm/front/image_raw`` is camera ``front`` (as policy_node reads it from the
+    relative topic ``front/image_raw``), and also ``demo_arm_front``.
+    """
+    if camera_name_for_topic(bag_topic) == camera:
+        return True
+    base = _norm(bag_topic)
+    for suffix in _IMAGE_SUFFIXES:
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base == camera or base.endswith("/" + camera)
+
+
 def camera_name_for_topic(topic: str) -> str:
     """``/front/image_raw`` -> ``front``; ``/cam/left/image_raw/compressed`` -> ``cam_left``."""
     name = _norm(topic)
-    for suffix in ("/compressed", "/image_raw", "/image_rect_color", "/image_color", "/image"):
+    for suffix in _IMAGE_SUFFIXES:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     return name.replace("/", "_") or "camera"
@@ -326,8 +344,11 @@ def read_episode(
         for c in conns:
             if c.msgtype not in IMAGE_TYPES:
                 continue
-            cam = camera_name_for_topic(c.topic)
-            if topics.cameras is None or cam in topics.cameras:
+            if topics.cameras is None:
+                cam_conns.append((camera_name_for_topic(c.topic), c))
+                continue
+            cam = next((n for n in topics.cameras if camera_topic_matches(c.topic, n)), None)
+            if cam is not None:
                 cam_conns.append((cam, c))
         if not js_conns:
             raise BagReadError(

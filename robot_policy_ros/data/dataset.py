@@ -21,6 +21,7 @@ frame, as in Diffusion Policy's random-crop style augmentation but keeping the i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -260,17 +261,52 @@ def load_recording(path: str | Path, config: DatasetConfig) -> tuple[EpisodeReco
     return rec, False
 
 
+def _warm_one(path: str | Path, config: DatasetConfig) -> None:
+    # Errors are not reported here: the sequential pass reads such a bag again and reports.
+    with contextlib.suppress(Exception):
+        load_recording(path, config)
+
+
+def warm_cache(paths: Sequence[str | Path], config: DatasetConfig, workers: int) -> int:
+    """Decode the bags missing from the cache in ``workers`` processes; returns how many.
+
+    Only with a cache and a fixed joint order and camera set (they are part of the key).
+    """
+    cache_root = default_cache_dir() if config.cache_dir is None else config.cache_dir
+    if not cache_root or workers < 2 or config.joint_names is None or config.cameras is None:
+        return 0
+    todo = [
+        p
+        for p in paths
+        if not (Path(cache_root) / cache_key(Path(p).resolve(), config) / "meta.json").is_file()
+    ]
+    if len(todo) < 2:
+        return 0
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the parent may already run torch/OpenMP threads, which do not survive fork.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+        list(pool.map(_warm_one, todo, [config] * len(todo)))
+    return len(todo)
+
+
 def load_episodes(
     paths: Sequence[str | Path],
     config: DatasetConfig,
     progress: Callable[[int, int, str], None] | None = None,
     strict: bool = False,
+    decode_workers: int = 1,
 ) -> tuple[list[Episode], LoadReport]:
     """Load and align every bag. Bags that fail are reported (and skipped unless strict).
 
     The joint order and camera set come from ``config`` or else the first bag; later bags
-    must have the same joints and cameras.
+    must have the same joints and cameras. ``decode_workers`` > 1 decodes uncached bags in
+    parallel processes first (see :func:`warm_cache`).
     """
+    if decode_workers > 1:
+        warm_cache(paths, config, decode_workers)
     report = LoadReport()
     episodes: list[Episode] = []
     joint_names = config.joint_names

@@ -104,9 +104,10 @@ SPECS: list[ParamSpec] = [
     ),
     ParamSpec(
         "qos_depth",
-        1000,
-        "Subscription queue depth (keep_last) so bursts are not lost before the callback.",
-        min_value=1,
+        0,
+        "Subscription history: 0 = keep_all (reliable publishers wait rather than lose "
+        "messages in a burst), N > 0 = keep_last N.",
+        min_value=0,
     ),
     ParamSpec("robot_config", "", "Robot/arm YAML file stored in each episode.json ('' = none)."),
     ParamSpec(
@@ -176,6 +177,7 @@ class BagRecorder(Node):
         self._idle_received = 0
         self._episodes_done = 0
         self._ignored_episode: int | None = None
+        self._episode_seen = False
         self._last_episode_index: int | None = None
         self._robot_config = self._load_robot_config(self.params["robot_config"])
 
@@ -232,9 +234,10 @@ class BagRecorder(Node):
             profiles = [p.qos_profile for p in pubs]
             reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
             latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
+            depth = self.params["qos_depth"]
             qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST,
-                depth=self.params["qos_depth"],
+                history=HistoryPolicy.KEEP_LAST if depth > 0 else HistoryPolicy.KEEP_ALL,
+                depth=depth if depth > 0 else 1000,
                 reliability=ReliabilityPolicy.RELIABLE
                 if reliable
                 else ReliabilityPolicy.BEST_EFFORT,
@@ -376,6 +379,8 @@ class BagRecorder(Node):
             self.get_logger().warning(f"ignoring episode message {msg.data!r}: {exc}")
             return
         done = bool(info.get("done", False))
+        first_seen = not self._episode_seen
+        self._episode_seen = True
         current = self._episode.get("index") if self._writer is not None else None
         if not done:
             if current == index or index == self._ignored_episode:
@@ -384,11 +389,8 @@ class BagRecorder(Node):
             if index == self._last_episode_index:
                 return  # already recorded and closed
             elapsed = float(info.get("elapsed_s") or 0.0)
-            if (
-                self._last_episode_index is None
-                and current is None
-                and elapsed > self.params["join_late_s"]
-            ):
+            # Only an episode already running when the recorder starts can be joined late.
+            if first_seen and current is None and elapsed > self.params["join_late_s"]:
                 self._ignored_episode = index
                 self.get_logger().warning(
                     f"episode {index} is already {elapsed:.1f} s old; recording from the next one"
@@ -522,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ParameterError as exc:
+    except (ParameterError, OSError) as exc:
         print(f"bag_recorder: {exc}", file=sys.stderr)
         code = 2
     finally:

@@ -269,11 +269,13 @@ class SimRobotNode(Node):
 
     def _publish_joint_state(self) -> None:
         with self._lock:
-            now = self._advance()
+            self._advance()
+            # Stamped with the instant the state is for (the last physics step, <= now).
+            t_state = self.world.time
             q = self.world.arm.q.tolist()
             v = self.world.arm.v.tolist()
         msg = JointState()
-        msg.header.stamp = _stamp(now)
+        msg.header.stamp = _stamp(t_state)
         msg.name = self.joint_names
         msg.position = q
         msg.velocity = v
@@ -281,8 +283,10 @@ class SimRobotNode(Node):
 
     def _publish_images(self) -> None:
         with self._lock:
-            now = self._advance()
+            self._advance()
             snap = self.world.snapshot()
+        # Stamped with the instant rendered (the last physics step, within one step of now).
+        now = snap.time
         if now <= self._last_image_stamp:
             return  # sim time stands still: keep stamps strictly increasing
         self._last_image_stamp = now
@@ -394,6 +398,11 @@ def main(args: list[str] | None = None) -> None:
     except (ParameterError, ArmConfigError) as exc:
         print(f"sim_robot: configuration error: {exc}", file=sys.stderr, flush=True)
         code = 2
+    except Exception:
+        # SIGINT/SIGTERM can shut the context down mid-wait (RCLError "context is not
+        # valid"); that is a normal stop. Anything while the context is alive is not.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

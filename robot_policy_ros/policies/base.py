@@ -113,7 +113,7 @@ class Policy(nn.Module):
             stats = NormalizationStats.from_limits(self.limits)
         self.normalizer = Normalizer(stats, self.state_norm_mode, self.action_norm_mode)
         self.image_normalize = ImageNormalize()
-        self._runtime_dtype = torch.float32
+        self._runtime_dtype = torch.float32  # refreshed from the parameters at each call
         self._buffers_device: torch.device | None = None
         self._frames_seen = 0
         self._stage_img: dict[str, torch.Tensor] = {}
@@ -187,10 +187,10 @@ class Policy(nn.Module):
     @property
     def runtime_dtype(self) -> torch.dtype:
         """Floating dtype the network runs in (normalisation always runs in float32)."""
-        return self._runtime_dtype
+        return next(self.parameters()).dtype
 
     def num_parameters(self) -> int:
-        """Number of learnable parameters (plus frozen BN buffers are not counted)."""
+        """Number of parameters (buffers such as frozen BatchNorm statistics not counted)."""
         return sum(p.numel() for p in self.parameters())
 
     # --- setters -------------------------------------------------------------------------
@@ -210,8 +210,12 @@ class Policy(nn.Module):
         """Move to ``device`` and run the network in ``dtype`` (half only on CUDA)."""
         dt = parse_dtype(dtype)
         dev = check_device_dtype(device, dt)
-        self.to(device=dev, dtype=dt)
-        self._runtime_dtype = dt
+        return self._set_runtime(dev, dt)
+
+    def _set_runtime(self, device: torch.device, dtype: torch.dtype) -> Policy:
+        """to_runtime without the checks (tests run the reduced-precision path on the CPU)."""
+        self.to(device=device, dtype=dtype)
+        self._runtime_dtype = dtype
         self._buffers_device = None  # reallocate the input buffers on the next call
         self._on_runtime_change()
         return self
@@ -299,13 +303,19 @@ class Policy(nn.Module):
 
         Raises ValueError on a missing camera, a wrong image shape/dtype or bad joint
         positions, and RuntimeError if the module is in training mode (call ``eval()``).
+        Not re-entrant: the input buffers and the observation history are shared, so call
+        it from one thread at a time.
         """
         if self.training:
             raise RuntimeError("predict_chunk needs eval mode: call policy.eval() first")
         q = self._validate_observation(obs)
-        device = self.device
-        if self._buffers_device != device:
+        p0 = next(self.parameters())
+        device = p0.device
+        if self._buffers_device != device or self._runtime_dtype != p0.dtype:
+            # moved (to_runtime, or a plain .to()/.half()): new buffers, history restarts
+            self._runtime_dtype = p0.dtype
             self._allocate_buffers(device)
+            self._on_runtime_change()
         self._push_observation(obs, q)
         with torch.inference_mode():
             if device.type != "cpu":
@@ -333,7 +343,8 @@ class Policy(nn.Module):
     # --- training ------------------------------------------------------------------------
     def _prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Validate a training batch, move it to the device, normalise state and action."""
-        device = self.device
+        p0 = next(self.parameters())
+        device, self._runtime_dtype = p0.device, p0.dtype
         n, j = self.n_obs_steps, self.num_joints
         n_act = len(self.action_delta_indices)
         if "state" not in batch or "action" not in batch or "images" not in batch:

@@ -107,7 +107,14 @@ class ResNet18Trunk(nn.Module):
 
             src = load_file(str(p))
         else:
-            src = torch.load(str(p), map_location="cpu", weights_only=True)
+            try:
+                # weights_only: a restricted unpickler that refuses arbitrary objects/code
+                src = torch.load(str(p), map_location="cpu", weights_only=True)
+            except Exception as exc:  # UnpicklingError, RuntimeError, ... : all refusals
+                raise ValueError(
+                    f"{p}: refused by torch.load(weights_only=True) (not a plain state dict "
+                    f"of tensors): {str(exc).splitlines()[0]}"
+                ) from None
             if not isinstance(src, dict):
                 raise ValueError(f"{p} does not hold a state dict")
         own = self.state_dict()
@@ -178,25 +185,39 @@ class SpatialSoftmax(nn.Module):
     """Spatial soft-argmax keypoints (Levine et al. 2016; robomimic / Diffusion Policy).
 
     A 1x1 conv makes ``num_kp`` attention maps; each is softmaxed over the pixels and the
-    expected (x, y) position in [-1, 1] is returned: (B, num_kp, 2).
+    expected (x, y) position in [-1, 1] is returned: (B, num_kp, 2). The coordinate grid is
+    built for (height, width); other map sizes (a shared encoder over cameras of different
+    image sizes) get their own grid, cached.
     """
 
     def __init__(self, in_channels: int, height: int, width: int, num_kp: int) -> None:
         super().__init__()
         self.kp_conv = nn.Conv2d(in_channels, num_kp, kernel_size=1)
         self.num_kp = num_kp
+        self.register_buffer("pos_grid", self._grid(height, width), persistent=False)
+        self._hw = (height, width)
+        self._other_grids: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def _grid(height: int, width: int) -> torch.Tensor:
         ys, xs = torch.meshgrid(
             torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij"
         )
-        grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)  # (h*w, 2)
-        self.register_buffer("pos_grid", grid, persistent=False)
+        return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)  # (h*w, 2): (x, y)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> (B, num_kp, 2)."""
         x = self.kp_conv(features)
-        b = x.shape[0]
+        b, _, h, w = x.shape
         attn = torch.softmax(x.flatten(2), dim=-1)  # (B, K, h*w)
-        return (attn @ self.pos_grid.to(attn.dtype)).view(b, self.num_kp, 2)
+        if (h, w) == self._hw:
+            grid = self.pos_grid
+        else:
+            key = (h, w, attn.device, attn.dtype)
+            if key not in self._other_grids:
+                self._other_grids[key] = self._grid(h, w).to(attn.device, attn.dtype)
+            grid = self._other_grids[key]
+        return (attn @ grid.to(attn.dtype)).view(b, self.num_kp, 2)
 
 
 def crop_images(x: torch.Tensor, shape: tuple[int, int] | None, random: bool) -> torch.Tensor:

@@ -85,15 +85,6 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.cpu().tolist()
 
 
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every rank."""
-    if not info.distributed or not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def cleanup(info: DistInfo) -> None:
     """Destroy the process group if this module created one."""
     if info.distributed and dist.is_initialized():

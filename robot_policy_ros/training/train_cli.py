@@ -108,6 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random image shift augmentation of up to PX pixels (0: off)",
     )
     g.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out")
+    g.add_argument(
+        "--decode-workers",
+        type=int,
+        default=None,
+        help="processes decoding uncached bags (auto: up to 8 on machines with >= 4 cores)",
+    )
 
     g = parser.add_argument_group("policy")
     g.add_argument("--policy", choices=POLICIES, required=True)
@@ -208,6 +214,7 @@ def config_from_args(args: argparse.Namespace):
         shift_px=args.augment_shift,
         max_state_gap_s=args.max_state_gap,
         torch_threads=args.torch_threads,
+        decode_workers=args.decode_workers,
         progress=not args.no_progress,
     )
 

@@ -101,6 +101,7 @@ class TrainConfig:
     shift_px: int = 0
     max_state_gap_s: float = 0.1
     torch_threads: int | None = None
+    decode_workers: int | None = None
     progress: bool = True
     tensorboard: bool = True
 
@@ -397,6 +398,7 @@ class RunLog:
                 self.tb = SummaryWriter(str(log_dir / "tensorboard"))
             except Exception:  # tensorboard not installed: the CSV has the same numbers
                 self.tb = None
+                LOG.info("TensorBoard logging off (install tensorboard); CSV log: %s", self.path)
 
     def add(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -598,13 +600,20 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         max_state_gap_s=config.max_state_gap_s,
         cache_dir=config.cache_dir,
     )
-    # Rank 0 decodes and caches first; the other ranks then read the cache.
+    # Rank 0 decodes and caches first (in parallel processes on machines with cores to
+    # spare); the other ranks then read the cache.
+    cores = os.cpu_count() or 1
+    decode_workers = (
+        config.decode_workers
+        if config.decode_workers is not None
+        else (min(8, cores) if cores >= 4 else 1)
+    )
     episodes: list[Episode] = []
     report = None
     if main:
         if config.progress:
             LOG.info("loading %d bags", len(bags))
-        episodes, report = load_episodes(bags, ds_cfg)
+        episodes, report = load_episodes(bags, ds_cfg, decode_workers=decode_workers)
     ddp.barrier(info)
     if not main:
         episodes, report = load_episodes(bags, ds_cfg)
@@ -729,10 +738,15 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         if hasattr(base_sampler, "set_epoch"):
             base_sampler.set_epoch(epoch)
         sampler = SkipSampler(base_sampler, skip_batches * config.batch_size)
+        # The loader's own generator (worker seeds) keeps the global RNG untouched, so a run
+        # resumed mid-epoch draws the same dropout/noise as the uninterrupted one.
+        gen = torch.Generator()
+        gen.manual_seed(config.seed * 7919 + epoch * 104729 + info.rank)
         return DataLoader(
             train_ds,
             batch_size=config.batch_size,
             sampler=sampler,
+            generator=gen,
             num_workers=workers,
             pin_memory=device.type == "cuda",
             drop_last=False,

@@ -1,0 +1,182 @@
+"""Success rate of the scripted expert over seeded episodes.
+
+In-process (default): the pure simulation (servo physics at the sim_robot's fixed rate, task
+and success check) driven by the expert planner exactly as the scripted_expert node drives
+the sim_robot node (position commands at rate_hz), faster than real time.
+
+With ``--ros``: the real nodes (sim_robot + scripted_expert in their own processes, real
+topics, wall-clock time), episodes advanced through ~/reset; slower (a few s per episode).
+
+    .venv/bin/python benchmarks/expert_success.py --episodes 100 --seed 1000
+    .venv/bin/python benchmarks/expert_success.py --ros --episodes 20 --seed 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robot_policy_ros.processes import isolated_ros_env
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from robot_policy_ros.sim.arm import load_arm_config  # noqa: E402
+from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner  # noqa: E402
+from robot_policy_ros.sim.task import TaskConfig  # noqa: E402
+from robot_policy_ros.sim.world import SimWorld  # noqa: E402
+
+
+def run_in_process(args: argparse.Namespace) -> dict:
+    """Simulate ``args.episodes`` episodes; returns the summary."""
+    config = load_arm_config(args.arm_config or None)
+    task = TaskConfig(episode_timeout_s=args.episode_timeout_s)
+    world = SimWorld(config, task, seed=args.seed, physics_rate_hz=args.physics_rate_hz)
+    planner = ExpertPlanner(config, ExpertConfig(noise_std=args.noise_std))
+    period = 1.0 / args.rate_hz
+    times, successes = [], 0
+    for k in range(args.episodes):
+        world.reset(index=k)
+        rng = np.random.default_rng([args.seed, k]) if args.noise_std > 0 else None
+        t = world.time
+        plan = planner.plan(world.arm.q, world.episode.target, t, rng)
+        while not world.episode.done:
+            world.command_position(config.clamp(plan.sample(t)), t)
+            t += period
+            world.advance_to(t)
+        successes += int(world.episode.success)
+        if world.episode.success:
+            times.append(world.episode.elapsed_s)
+    return {
+        "mode": "in-process",
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "noise_std": args.noise_std,
+        "successes": successes,
+        "success_rate": successes / args.episodes,
+        "mean_time_to_success_s": float(np.mean(times)) if times else None,
+        "max_time_to_success_s": float(np.max(times)) if times else None,
+    }
+
+
+def run_with_nodes(args: argparse.Namespace) -> dict:
+    """Real nodes over DDS: reset, wait for done, count successes."""
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    env = isolated_ros_env(args.domain_id)
+    domain = env["ROS_DOMAIN_ID"]
+    os.environ.update({"ROS_DOMAIN_ID": domain, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    common = ["--ros-args", "-p", f"seed:={args.seed}"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "robot_policy_ros.nodes.sim_robot",
+                *common,
+                "-p",
+                "image_width:=160",
+                "-p",
+                "image_height:=120",
+                "-p",
+                f"episode_timeout_s:={args.episode_timeout_s}",
+            ],
+            env=env,
+            cwd=ROOT,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "robot_policy_ros.nodes.scripted_expert",
+                *common,
+                "-p",
+                f"noise_std:={args.noise_std}",
+            ],
+            env=env,
+            cwd=ROOT,
+        ),
+    ]
+    # A SIGTERM (e.g. from `timeout`) must still stop the node processes (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    rclpy.init()
+    node = Node("expert_success_bench")
+    latest: dict = {}
+    node.create_subscription(
+        String,
+        "sim_robot/episode",
+        lambda m: latest.update(json.loads(m.data)),
+        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
+    )
+    reset = node.create_client(Trigger, "sim_robot/reset")
+    results = []
+    try:
+        if not reset.wait_for_service(timeout_sec=30.0):
+            raise RuntimeError("sim_robot/reset did not appear")
+        for k in range(args.episodes):
+            if k > 0:
+                fut = reset.call_async(Trigger.Request())
+                rclpy.spin_until_future_complete(node, fut, timeout_sec=10.0)
+            deadline = time.monotonic() + args.episode_timeout_s + 10.0
+            while time.monotonic() < deadline:
+                rclpy.spin_once(node, timeout_sec=0.05)
+                if latest.get("index") == k and latest.get("done"):
+                    break
+            results.append((bool(latest.get("success")), latest.get("elapsed_s")))
+            print(f"episode {k}: {latest}", flush=True)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    successes = sum(s for s, _ in results)
+    times = [t for s, t in results if s]
+    return {
+        "mode": "ros-nodes",
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "noise_std": args.noise_std,
+        "successes": successes,
+        "success_rate": successes / max(1, len(results)),
+        "mean_time_to_success_s": float(np.mean(times)) if times else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--noise-std", type=float, default=0.0)
+    parser.add_argument("--rate-hz", type=float, default=50.0)
+    parser.add_argument("--physics-rate-hz", type=float, default=500.0)
+    parser.add_argument("--episode-timeout-s", type=float, default=20.0)
+    parser.add_argument("--arm-config", default="")
+    parser.add_argument("--ros", action="store_true", help="use the real nodes over DDS")
+    parser.add_argument("--domain-id", type=int, default=None, help="default: a leased free one")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    summary = run_with_nodes(args) if args.ros else run_in_process(args)
+    summary["wall_s"] = round(time.perf_counter() - t0, 2)
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["success_rate"] >= 0.95 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""scripted_expert: solves the sim task from privileged state, as a teleoperator would.
+
+Subscribes ``joint_states``, ``sim_robot/target`` (privileged) and ``sim_robot/episode``;
+on every new target it plans (inverse kinematics + minimum-jerk moves: hover above the
+target, then lower the tool onto it) from the measured joint positions, and publishes
+the plan's setpoint at a fixed rate on ``forward_position_controller/commands``
+(std_msgs/Float64MultiArray, the arm's joint order), holding the final pose afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PointStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
+from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError
+
+SPECS = [
+    ParamSpec("arm_config", "", "Arm YAML (must match the sim_robot's); empty = the packaged one."),
+    ParamSpec("rate_hz", 50.0, "Command publish rate.", min_value=1.0, max_value=1000.0),
+    ParamSpec(
+        "noise_std",
+        0.0,
+        "Demonstration diversity: std (m) of random hover-point offsets (final point: 1/4).",
+        min_value=0.0,
+        max_value=0.1,
+    ),
+    ParamSpec("seed", 0, "Seed of the noise (per target: seed, target position).", min_value=0),
+    ParamSpec(
+        "speed",
+        0.5,
+        "Fraction of the joint velocity/acceleration limits used at the peak of a move.",
+        min_value=0.05,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "hover_height_m",
+        0.08,
+        "Tool tip height above the target before descending.",
+        min_value=0.02,
+        max_value=0.3,
+    ),
+    ParamSpec(
+        "touch_height_m",
+        0.015,
+        "Final tool tip height above the table.",
+        min_value=0.0,
+        max_value=0.2,
+    ),
+    ParamSpec(
+        "start_delay_s",
+        0.0,
+        "Wait this long after a new target before moving (a human reaction time).",
+        min_value=0.0,
+        max_value=10.0,
+    ),
+]
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class ScriptedExpertNode(Node):
+    """Plans and streams the expert's joint position commands."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("scripted_expert", **kwargs)
+        declare_parameters(self, SPECS)
+        p = read_parameters(self, SPECS)
+        self.params = p
+        self.arm_config = load_arm_config(p["arm_config"] or None)
+        self.planner = ExpertPlanner(
+            self.arm_config,
+            ExpertConfig(
+                hover_height_m=p["hover_height_m"],
+                touch_height_m=p["touch_height_m"],
+                speed=p["speed"],
+                noise_std=p["noise_std"],
+            ),
+        )
+        self.joint_names = list(self.arm_config.joint_names)
+        self._q: np.ndarray | None = None
+        self._q_stamp = -1.0
+        self._target: np.ndarray | None = None
+        self._target_stamp = 0.0
+        self._pending = False  # a target is waiting for fresh joint states
+        self._plan = None
+        self._episode: dict = {}
+        self._plans = 0
+
+        latched = QoSProfile(
+            depth=1,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            reliability=ReliabilityPolicy.RELIABLE,
+        )
+        self._pub = self.create_publisher(
+            Float64MultiArray, "forward_position_controller/commands", 10
+        )
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
+        self.create_subscription(PointStamped, "sim_robot/target", self._on_target, latched)
+        self.create_subscription(String, "sim_robot/episode", self._on_episode, latched)
+        self.create_timer(1.0 / p["rate_hz"], self._tick)
+        self.get_logger().info(
+            f"scripted_expert ready: {p['rate_hz']:g} Hz, noise_std {p['noise_std']:g},"
+            f" joints {self.joint_names}"
+        )
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            idx = [list(msg.name).index(n) for n in self.joint_names]
+        except ValueError:
+            self.get_logger().warning(
+                f"joint_states lacks some of {self.joint_names}", throttle_duration_sec=5.0
+            )
+            return
+        self._q = np.array([msg.position[i] for i in idx], dtype=np.float64)
+        self._q_stamp = _seconds(msg.header.stamp)
+        if self._pending and self._q_stamp > self._target_stamp:
+            self._make_plan()
+
+    def _on_target(self, msg: PointStamped) -> None:
+        self._target = np.array([msg.point.x, msg.point.y, msg.point.z])
+        self._target_stamp = _seconds(msg.header.stamp)
+        # The arm may have been reset at that instant: plan from joint states stamped
+        # strictly after it (a state of the same physics step predates the reset).
+        self._pending = True
+        self._plan = None
+        if self._q is not None and self._q_stamp > self._target_stamp:
+            self._make_plan()
+
+    def _on_episode(self, msg: String) -> None:
+        try:
+            ep = json.loads(msg.data)
+        except ValueError:
+            return
+        if ep.get("done") and not self._episode.get("done"):
+            self.get_logger().info(
+                f"episode {ep.get('index')}: {'success' if ep.get('success') else 'failed'}"
+                f" in {ep.get('elapsed_s')} s"
+            )
+        self._episode = ep
+
+    def _make_plan(self) -> None:
+        self._pending = False
+        # Noise seeded by (seed, target): reproducible whatever order the messages came in.
+        key = [round(float(v) * 1e6) & 0xFFFFFFFF for v in self._target[:2]]
+        rng = np.random.default_rng([self.params["seed"], *key])
+        t0 = self._now() + self.params["start_delay_s"]
+        try:
+            self._plan = self.planner.plan(self._q, self._target, t0, rng)
+        except IKError as exc:
+            self.get_logger().error(f"cannot reach target {self._target.tolist()}: {exc}")
+            self._plan = None
+            return
+        self._plans += 1
+        self.get_logger().info(
+            f"planned reach to ({self._target[0]:.3f}, {self._target[1]:.3f}) in"
+            f" {self._plan.end_time - self._plan.start_time:.2f} s"
+        )
+
+    def _tick(self) -> None:
+        if self._plan is None:
+            return
+        q = self.arm_config.clamp(self._plan.sample(self._now()))
+        self._pub.publish(Float64MultiArray(data=q.tolist()))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the scripted_expert node until Ctrl-C / SIGTERM."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = ScriptedExpertNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ParameterError, ArmConfigError) as exc:
+        print(f"scripted_expert: configuration error: {exc}", file=sys.stderr, flush=True)
+        code = 2
+    except Exception:
+        # SIGINT/SIGTERM can shut the context down mid-wait (RCLError "context is not
+        # valid"); that is a normal stop. Anything while the context is alive is not.
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The ament_python layout: what colcon installs, and where ``ros2 run`` finds it."""
+
+from __future__ import annotations
+
+import configparser
+import importlib
+import runpy
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import setuptools
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup_kwargs() -> dict:
+    captured: dict = {}
+    original = setuptools.setup
+    setuptools.setup = lambda **kw: captured.update(kw)
+    try:
+        runpy.run_path(str(ROOT / "setup.py"), run_name="__main__")
+    finally:
+        setuptools.setup = original
+    return captured
+
+
+def test_share_files_installed_where_ament_expects(setup_kwargs):
+    files = {dest: set(srcs) for dest, srcs in setup_kwargs["data_files"]}
+    assert "resource/robot_policy_ros" in files["share/ament_index/resource_index/packages"]
+    assert "package.xml" in files["share/robot_policy_ros"]
+    launch = {p.relative_to(ROOT).as_posix() for p in (ROOT / "launch").glob("*.launch.py")}
+    assert launch and launch <= files["share/robot_policy_ros/launch"]
+    for yaml in (ROOT / "config").rglob("*.yaml"):
+        rel = yaml.relative_to(ROOT)
+        assert rel.as_posix() in files[f"share/robot_policy_ros/{rel.parent.as_posix()}"]
+
+
+def test_scripts_go_to_lib_package_dir_for_ros2_run():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["develop"]["script_dir"] == "$base/lib/robot_policy_ros"
+    assert cfg["install"]["install_scripts"] == "$base/lib/robot_policy_ros"
+
+
+def test_every_console_script_has_a_main(setup_kwargs):
+    scripts = setup_kwargs["entry_points"]["console_scripts"]
+    names = {s.split("=")[0].strip() for s in scripts}
+    assert {"policy_node", "command_streamer", "camera_node", "sim_robot"} <= names
+    for script in scripts:
+        target = script.split("=")[1].strip()
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), target
+
+
+def test_package_xml_is_format_3_ament_python_with_runtime_deps():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3"
+    assert root.findtext("name") == "robot_policy_ros"
+    assert root.find("export/build_type").text == "ament_python"
+    deps = {e.text for e in root.findall("exec_depend")}
+    for dep in (
+        "rclpy",
+        "sensor_msgs",
+        "std_msgs",
+        "trajectory_msgs",
+        "diagnostic_msgs",
+        "std_srvs",
+        "launch",
+        "launch_ros",
+        "python3-numpy",
+        "python3-opencv",
+    ):
+        assert dep in deps, dep
