@@ -28,7 +28,6 @@ import argparse
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--checkpoint", default="", help="use this checkpoint (default: new ACT)")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring")
-    parser.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (0: random)")
+    parser.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (0: lease one)")
     parser.add_argument("--json", default="", help="also write the results here")
     parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -237,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         run_robot((height, width), joint_rate=100.0, camera_rate=30.0)
         return 0
 
-    domain = args.domain or random.SystemRandom().randint(60, 101)
-    env = isolated_ros_env(domain)
+    env = isolated_ros_env(args.domain or None)  # None: lease a free domain for this run
+    domain = int(env["ROS_DOMAIN_ID"])
     os.environ.update({"ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
     policy_hw = tuple(int(v) for v in args.policy_image.split("x"))
     tmp = tempfile.TemporaryDirectory(prefix="control_rate-")

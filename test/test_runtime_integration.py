@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import rclpy
-from ros_test_utils import NodeProcess, next_domain_id, ros_env
+from ros_test_utils import NodeProcess, lease_test_domain, ros_env
 from runtime_fakes import (
     JOINTS,
     FakeRobot,
@@ -48,6 +48,7 @@ class Stack:
     policy: NodeProcess
     streamer: NodeProcess
     robot: FakeRobot
+    lease: object = None
 
     def output(self) -> str:
         return f"--- policy_node\n{self.policy.output()}\n--- streamer\n{self.streamer.output()}"
@@ -57,13 +58,13 @@ def _start_stack(
     tmp,
     checkpoint,
     limits_file=None,
-    context_domain=None,
     policy_params=(),
     streamer_params=(),
     robot_kwargs=None,
     single_process=False,
 ):
-    domain = context_domain or next_domain_id()
+    lease = lease_test_domain()
+    domain = lease.domain_id
     env = ros_env(domain)
     common = ["-p", f"checkpoint:={checkpoint}"]
     policy_args = [
@@ -92,7 +93,7 @@ def _start_stack(
         streamer = NodeProcess(STREAMER, ros_args=streamer_args, env=env)
     robot = FakeRobot(context, positions=START, cameras=CAMERA, **(robot_kwargs or {}))
     robot.__enter__()
-    stack = Stack(policy, streamer, robot)
+    stack = Stack(policy, streamer, robot, lease)
     try:
         assert robot.wait_active("policy_node", 60.0), stack.output()
         assert robot.wait_active("command_streamer", 30.0), stack.output()
@@ -107,6 +108,7 @@ def _stop_stack(stack: Stack, context) -> None:
     stack.policy.stop()
     stack.streamer.stop()
     context.try_shutdown()
+    stack.lease.release()
 
 
 @pytest.fixture(scope="module")
