@@ -344,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         "rate_hz": args.rate,
         "mode": args.mode,
         "cpus": os.cpu_count(),
+        "monitor_priority": args.monitor_priority,
+        "load_average_1min_after": os.getloadavg()[0],
         "subscriber_dds_received": received.as_dict(),
         "subscriber_dds_source": source.as_dict(),
         "subscriber_python_callback": callback.as_dict(),
@@ -362,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"control_rate: {elapsed:.0f} s at {args.rate:g} Hz, mode {args.mode}, {os.cpu_count()} "
-        f"CPUs, camera {args.image} rgb8 @30 Hz -> ACT {policy_hw[0]}x{policy_hw[1]}"
+        f"CPUs, camera {args.image} rgb8 @30 Hz -> ACT {policy_hw[0]}x{policy_hw[1]}, "
+        f"measuring process "
+        + (f"SCHED_FIFO {args.monitor_priority}" if args.monitor_priority > 0 else "normal")
     )
     print(f"  subscriber, DDS receive time : {describe(received)}")
     print(f"  subscriber, DDS source time  : {describe(source)}")
