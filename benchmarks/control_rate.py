@@ -371,12 +371,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  subscriber, DDS receive time : {describe(received)}")
     print(f"  subscriber, DDS source time  : {describe(source)}")
     print(f"  subscriber, Python callback  : {describe(callback)}")
-    print(
-        f"  streamer's own ticks         : p99 per 10 s window median "
-        f"{results['streamer_window_p99_ms_median']:.3f} ms worst "
-        f"{results['streamer_window_p99_ms_worst']:.3f} ms, max "
-        f"{results['streamer_window_max_ms_worst']:.3f} ms, missed {missed_streamer}"
-    )
+    if windows:
+        print(
+            f"  streamer's own ticks         : p99 per 10 s window median "
+            f"{results['streamer_window_p99_ms_median']:.3f} ms worst "
+            f"{results['streamer_window_p99_ms_worst']:.3f} ms, max "
+            f"{results['streamer_window_max_ms_worst']:.3f} ms, missed {missed_streamer}"
+        )
+    else:
+        print(f"  streamer's own ticks         : no diagnostics window, missed {missed_streamer}")
     print(
         f"  inference                    : median {results['inference_latency_median_ms']:.1f} "
         f"ms p95 {results['inference_latency_p95_ms']:.1f} ms, "

@@ -89,6 +89,7 @@ class FakeRobot:
         self.publish_images = {label: True for label in (cameras or {})}
         self.image_stamp_offset = 0.0
         self.commands: list[tuple[float, np.ndarray]] = []
+        self.command_sources: list[float] = []  # publish times (time.time() clock)
         self.chunks: list[tuple[float, JointTrajectory]] = []
         self.diagnostics: list[DiagnosticArray] = []
         self._rng = np.random.default_rng(1)
@@ -233,7 +234,9 @@ class FakeRobot:
         with self.lock:
             store.append((time.monotonic(), msg))
 
-    def _on_command(self, msg) -> None:
+    def _on_command(self, msg, info) -> None:
+        # When the streamer published it (system clock), independent of this process's delays.
+        source = info["source_timestamp"] * 1e-9
         if isinstance(msg, Float64MultiArray):
             values = np.array(msg.data)
         elif isinstance(msg, JointState):
@@ -242,6 +245,7 @@ class FakeRobot:
             values = msg
         with self.lock:
             self.commands.append((time.monotonic(), values))
+            self.command_sources.append(source)
             if self.follow_commands and isinstance(msg, Float64MultiArray):
                 self.positions = values.copy()
 
@@ -252,6 +256,16 @@ class FakeRobot:
         if not rows:
             return np.zeros((0, len(self.joint_names)))
         return np.array(rows)
+
+    def commands_published(self, after: float = -math.inf, before: float = math.inf):
+        """position_array commands the streamer published in (after, before), time.time()."""
+        with self.lock:
+            rows = [
+                v
+                for (_, v), src in zip(self.commands, self.command_sources, strict=True)
+                if after < src < before
+            ]
+        return np.array(rows).reshape(len(rows), -1)
 
     def command_times(self, since: float = -math.inf) -> np.ndarray:
         with self.lock:
