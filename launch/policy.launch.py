@@ -12,29 +12,10 @@ The launch stops before starting anything if the preset's joints disagree with t
 checkpoint's. All decisions live in robot_policy_ros.launch_support (unit-tested).
 """
 
-import importlib
-import importlib.util
-import sys
-from pathlib import Path
-
 from launch.actions import OpaqueFunction
 from launch.launch_description import LaunchDescription
 
-
-def _launch_support():
-    """robot_policy_ros.launch_support; in a source checkout, the copy next to this file."""
-    src = Path(__file__).resolve().parents[1] / "robot_policy_ros" / "launch_support.py"
-    if not src.is_file():  # install space: the installed package
-        return importlib.import_module("robot_policy_ros.launch_support")
-    name = "robot_policy_ros_source_launch_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, src)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-ls = _launch_support()
+import robot_policy_ros.launch_support as ls
 
 
 def _launch_setup(context):

@@ -9,9 +9,6 @@ policy.launch.py included with arm:=sim_arm, so it is wired purely by the preset
 remapping, exactly as it would be on a real robot.
 """
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
 from launch.actions import IncludeLaunchDescription, OpaqueFunction
@@ -19,21 +16,7 @@ from launch.launch_description import LaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-
-def _launch_support():
-    """robot_policy_ros.launch_support; in a source checkout, the copy next to this file."""
-    src = Path(__file__).resolve().parents[1] / "robot_policy_ros" / "launch_support.py"
-    if not src.is_file():  # install space: the installed package
-        return importlib.import_module("robot_policy_ros.launch_support")
-    name = "robot_policy_ros_source_launch_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, src)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-ls = _launch_support()
+import robot_policy_ros.launch_support as ls
 
 
 def _launch_setup(context):
