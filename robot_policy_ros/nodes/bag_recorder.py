@@ -38,9 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import rclpy
 import yaml
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -56,6 +54,7 @@ from robot_policy_ros.data.bag_writer import (
     make_qos,
 )
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+from robot_policy_ros.nodes.runner import run_node
 
 DEFAULT_TOPICS = [
     "joint_states",
@@ -514,27 +513,19 @@ def main(argv: list[str] | None = None) -> int:
         for bag in recover:
             print(json.dumps(recover_bag(bag)))
         return 0
-    rclpy.init(args=argv)
-    node = None
-    code = 0
-    try:
-        node = BagRecorder(parameter_overrides=overrides)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterError, OSError) as exc:
-        print(f"bag_recorder: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            t0 = time.monotonic()
-            node.shutdown()
-            print(f"bag_recorder: closed cleanly in {time.monotonic() - t0:.2f} s", flush=True)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+
+    def close(node: BagRecorder) -> None:
+        t0 = time.monotonic()
+        node.shutdown()
+        print(f"bag_recorder: closed cleanly in {time.monotonic() - t0:.2f} s", flush=True)
+
+    return run_node(
+        "bag_recorder",
+        lambda: BagRecorder(parameter_overrides=overrides),
+        args=argv,
+        config_errors=(ParameterError, OSError),
+        on_stop=close,
+    )
 
 
 if __name__ == "__main__":

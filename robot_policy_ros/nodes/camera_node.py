@@ -21,8 +21,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -32,6 +30,7 @@ from robot_policy_ros.core.params import ParameterError, ParamSpec
 from robot_policy_ros.core.timing import FixedRateTicker
 from robot_policy_ros.nodes.lifecycle import LogThrottle
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+from robot_policy_ros.nodes.runner import run_node
 
 NODE_NAME = "camera_node"
 
@@ -194,28 +193,14 @@ class CameraNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: ``camera_node --ros-args -p source:=0 -r image_raw:=front/image_raw``."""
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    code = 0
-    try:
-        try:
-            node = CameraNode()
-        except ParameterError as exc:
-            rclpy.logging.get_logger(NODE_NAME).error(f"bad parameter: {exc}")
-            code = 2
-            return
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-        if code:
-            sys.exit(code)
+    code = run_node(
+        NODE_NAME,
+        CameraNode,
+        args=args if args is not None else sys.argv,
+        on_stop=lambda node: node.close(),
+    )
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ import json
 import sys
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PointStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -23,6 +21,7 @@ from std_msgs.msg import Float64MultiArray, String
 
 from robot_policy_ros.core.params import ParameterError, ParamSpec
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+from robot_policy_ros.nodes.runner import run_node
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
 from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError
 
@@ -182,26 +181,12 @@ class ScriptedExpertNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the scripted_expert node until Ctrl-C / SIGTERM."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = ScriptedExpertNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterError, ArmConfigError) as exc:
-        print(f"scripted_expert: configuration error: {exc}", file=sys.stderr, flush=True)
-        code = 2
-    except Exception:
-        # SIGINT/SIGTERM can shut the context down mid-wait (RCLError "context is not
-        # valid"); that is a normal stop. Anything while the context is alive is not.
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    code = run_node(
+        "scripted_expert",
+        ScriptedExpertNode,
+        args=args,
+        config_errors=(ParameterError, ArmConfigError),
+    )
     if code:
         sys.exit(code)
 

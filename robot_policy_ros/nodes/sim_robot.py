@@ -24,11 +24,10 @@ import sys
 import threading
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -38,6 +37,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_policy_ros.core.params import ParameterError, ParamSpec
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
+from robot_policy_ros.nodes.runner import run_node
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
 from robot_policy_ros.sim.commands import (
     CommandError,
@@ -385,28 +385,14 @@ class SimRobotNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the sim_robot node until Ctrl-C / SIGTERM."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = SimRobotNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterError, ArmConfigError) as exc:
-        print(f"sim_robot: configuration error: {exc}", file=sys.stderr, flush=True)
-        code = 2
-    except Exception:
-        # SIGINT/SIGTERM can shut the context down mid-wait (RCLError "context is not
-        # valid"); that is a normal stop. Anything while the context is alive is not.
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    # Physics, camera and services each get a thread, so rendering never stalls physics.
+    code = run_node(
+        "sim_robot",
+        SimRobotNode,
+        args=args,
+        make_executor=lambda: MultiThreadedExecutor(num_threads=3),
+        config_errors=(ParameterError, ArmConfigError),
+    )
     if code:
         sys.exit(code)
 
