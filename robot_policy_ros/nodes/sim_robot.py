@@ -13,7 +13,11 @@ forward_position_controller and a joint_trajectory_controller loaded, plus a cam
 
 The physics (joint servos) runs in fixed steps of 1/physics_rate_hz; every callback first
 advances it to the node clock's now, so the state tracks wall time or /clock sim time.
-Rendering runs in its own callback group so it never delays joint states or commands.
+One SingleThreadedExecutor runs every callback. (rclpy's MultiThreadedExecutor, used here
+before, let its list of pending callback futures grow without bound while commands and
+resets kept arriving: after a few dozen episodes its bookkeeping took a whole core and
+starved the physics callbacks for seconds. Rendering a frame takes ~0.5-1.5 ms, so one
+thread delays joint states by at most that.)
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -390,7 +394,7 @@ def main(args: list[str] | None = None) -> None:
     code = 0
     try:
         node = SimRobotNode()
-        executor = MultiThreadedExecutor(num_threads=3)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
