@@ -670,8 +670,25 @@ class Demo:
         finally:
             self.stage_s[name] = self.clock() - t0
 
+    def clear_previous_output(self) -> None:
+        """Remove what an earlier run left in the output directory (its own files only):
+        training must see this run's demonstrations and nothing else."""
+        import shutil
+
+        old = [self.out / n for n in ("demos", "eval", "checkpoint", "logs")]
+        old += [self.out / n for n in ("report.md", "report.json", "eval_plot.png")]
+        found = [p for p in old if p.exists()]
+        if found:
+            self.clock.say(f"removing the previous run's output in {self.out}/")
+        for p in found:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
     def run(self) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
+        self.clear_previous_output()
         self.clock.say(
             f"output in {self.out}/, ROS_DOMAIN_ID={self.domain_id}, discovery localhost only"
         )
