@@ -113,6 +113,11 @@ def test_plot_eval_writes_a_png(tmp_path: Path) -> None:
     path = tmp_path / "plot.png"
     plot_eval(snap, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # With the restart windows of an evaluation: a gap in the commands, a shaded span.
+    snap["commands"] = [c for c in snap["commands"] if not 1.0 < c[0] < 1.6]
+    snap["pauses"] = [(1.0, 1.1)]
+    plot_eval(snap, path)
+    assert path.stat().st_size > 1000
 
 
 @pytest.mark.parametrize(
