@@ -153,6 +153,24 @@ def test_limits_widen_the_demonstrated_range_and_respect_the_robot() -> None:
     assert [j["name"] for j in lim["joints"]] == ["a", "b"]
 
 
+def test_velocity_estimate_ignores_a_reset_jump_faster_than_the_robot() -> None:
+    # A sim that snaps home on reset leaves the last pre-reset joint state at the start of
+    # the next episode's bag: a 1 rad jump in 10 ms (100 rad/s) that no joint made.
+    t = np.arange(0.0, 1.0, 0.01)
+    q = np.stack([0.5 * t, -1.0 * t], axis=1)  # real motion: 0.5 and 1.0 rad/s
+    q[0] = [1.0, 1.0]
+    robot = {
+        "joints": [
+            {"name": "a", "lower": -3.0, "upper": 3.0, "max_velocity": 2.0},
+            {"name": "b", "lower": -3.0, "upper": 3.0, "max_velocity": 2.0},
+        ]
+    }
+    lim = estimate_limits(["a", "b"], [q], [t], robot_limits=robot)
+    np.testing.assert_allclose(lim["max_velocity"], [0.75, 1.5])
+    # Without robot limits nothing tells a jump from motion: capped by nothing.
+    assert min(estimate_limits(["a", "b"], [q], [t])["max_velocity"]) > 50.0
+
+
 def test_random_shift_augmentation_keeps_shape_and_moves_content(bags, tmp_path: Path) -> None:
     episodes, _ = load_episodes(bags[:1], _config(tmp_path))
     plain = DemonstrationDataset(episodes, (0,), fps=10.0)

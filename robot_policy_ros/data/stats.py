@@ -43,9 +43,17 @@ def compute_normalization(
 
 
 def max_speeds(
-    times: Sequence[np.ndarray], positions: Sequence[np.ndarray], min_dt: float = 1e-3
+    times: Sequence[np.ndarray],
+    positions: Sequence[np.ndarray],
+    min_dt: float = 1e-3,
+    ceiling: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Largest |dq/dt| per joint over episodes (finite differences, dt >= ``min_dt``)."""
+    """Largest |dq/dt| per joint over episodes (finite differences, dt >= ``min_dt``).
+
+    ``ceiling`` (per joint): intervals where any joint moves faster than this are not
+    motion but discontinuities (e.g. the last pre-reset joint state of a simulated arm
+    that snapped home, recorded at the start of the next episode's bag) and are ignored.
+    """
     best: np.ndarray | None = None
     for t, q in zip(times, positions, strict=True):
         t = np.asarray(t, dtype=np.float64)
@@ -57,6 +65,10 @@ def max_speeds(
         if not ok.any():
             continue
         speed = np.abs(np.diff(q, axis=0)[ok]) / dt[ok][:, None]
+        if ceiling is not None:
+            speed = speed[np.all(speed <= ceiling, axis=1)]
+            if speed.shape[0] == 0:
+                continue
         m = speed.max(axis=0)
         best = m if best is None else np.maximum(best, m)
     if best is None:
@@ -139,14 +151,17 @@ def estimate_limits(
         vel = np.broadcast_to(np.asarray(max_velocity, dtype=np.float64), (n,)).copy()
         if not np.all(np.isfinite(vel)) or np.any(vel <= 0):
             raise ValueError(f"max_velocity must be positive, got {max_velocity}")
-    else:
-        vel = np.maximum(max_speeds(times, positions) * velocity_margin, min_velocity)
-    if robot_limits is not None:
-        robot = robot_limits_from_dict(robot_limits, joint_names)
-        if robot is not None:
-            lower = np.maximum(lower, robot["lower"])
-            upper = np.minimum(upper, robot["upper"])
-            vel = np.minimum(vel, robot["max_velocity"])
+    robot = robot_limits_from_dict(robot_limits, joint_names) if robot_limits is not None else None
+    if max_velocity is None:
+        # Faster than twice the robot's own limit is no motion the robot made but a jump
+        # in the record (a sim reset): such intervals must not inflate the estimate.
+        ceiling = None if robot is None else 2.0 * robot["max_velocity"]
+        speeds = max_speeds(times, positions, ceiling=ceiling)
+        vel = np.maximum(speeds * velocity_margin, min_velocity)
+    if robot is not None:
+        lower = np.maximum(lower, robot["lower"])
+        upper = np.minimum(upper, robot["upper"])
+        vel = np.minimum(vel, robot["max_velocity"])
     bad = np.flatnonzero(lower >= upper)
     if bad.size:
         raise ValueError(f"estimated limits are empty for joints {[joint_names[i] for i in bad]}")

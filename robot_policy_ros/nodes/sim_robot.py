@@ -13,7 +13,11 @@ forward_position_controller and a joint_trajectory_controller loaded, plus a cam
 
 The physics (joint servos) runs in fixed steps of 1/physics_rate_hz; every callback first
 advances it to the node clock's now, so the state tracks wall time or /clock sim time.
-Rendering runs in its own callback group so it never delays joint states or commands.
+One SingleThreadedExecutor runs every callback. (rclpy's MultiThreadedExecutor, used here
+before, let its list of pending callback futures grow without bound while commands and
+resets kept arriving: after a few dozen episodes its bookkeeping took a whole core and
+starved the physics callbacks for seconds. Rendering a frame takes ~0.5-1.5 ms, so one
+thread delays joint states by at most that.)
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -385,12 +388,12 @@ class SimRobotNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the sim_robot node until Ctrl-C / SIGTERM."""
-    # Physics, camera and services each get a thread, so rendering never stalls physics.
+    # One executor thread: rclpy's MultiThreadedExecutor's own bookkeeping grew to a whole
+    # core after a few dozen episodes and starved the physics (see git log).
     code = run_node(
         "sim_robot",
         SimRobotNode,
         args=args,
-        make_executor=lambda: MultiThreadedExecutor(num_threads=3),
         config_errors=(ParameterError, ArmConfigError),
     )
     if code:
