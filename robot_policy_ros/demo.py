@@ -172,9 +172,8 @@ class Orchestrator:
             raise RuntimeError(f"sim_robot/reset failed: {response.message}")
         return json.loads(response.message)
 
-    def transition(self, node: str, activate: bool, timeout: float = 10.0) -> None:
-        """Activate or deactivate the lifecycle node ``node`` (e.g. ``/command_streamer``)."""
-        from lifecycle_msgs.msg import Transition
+    def lifecycle_client(self, node: str, timeout: float = 10.0) -> Any:
+        """The (cached) ``change_state`` client of lifecycle node ``node``, once available."""
         from lifecycle_msgs.srv import ChangeState
 
         client = self._lifecycle_clients.get(node)
@@ -183,6 +182,14 @@ class Orchestrator:
             self._lifecycle_clients[node] = client
         if not client.wait_for_service(timeout_sec=timeout):
             raise RuntimeError(f"{node}/change_state is not available")
+        return client
+
+    def transition(self, node: str, activate: bool, timeout: float = 10.0) -> None:
+        """Activate or deactivate the lifecycle node ``node`` (e.g. ``/command_streamer``)."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        client = self.lifecycle_client(node, timeout)
         request = ChangeState.Request()
         request.transition.id = (
             Transition.TRANSITION_ACTIVATE if activate else Transition.TRANSITION_DEACTIVATE
@@ -604,6 +611,8 @@ class Demo:
             time.sleep(0.2)
         # Started streamer first, so that it accepts the very first chunk of the policy node.
         restart = ("/command_streamer", "/policy_node") if c.restart_each_episode else ()
+        for name in restart:  # discover the lifecycle services before the first episode
+            self.orch.lifecycle_client(name)
         results = self.run_episodes(c.eval_episodes, "eval", restart_nodes=restart)
         snap = monitor.snapshot()
         snap["pauses"] = list(self.orch.pauses)
