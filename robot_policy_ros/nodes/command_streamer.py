@@ -190,20 +190,6 @@ SPECS: list[ParamSpec] = [
         "paged out (a major page fault stalls it for tens of ms). Skipped where torch is loaded "
         "in the same process (policy_stack) or where it is not permitted.",
     ),
-    ParamSpec(
-        "status_log_period_s",
-        5.0,
-        "Seconds between one-line status logs.",
-        min_value=0.5,
-        max_value=3600.0,
-    ),
-    ParamSpec(
-        "diagnostics_period_s",
-        1.0,
-        "Seconds between /diagnostics messages.",
-        min_value=0.1,
-        max_value=60.0,
-    ),
 ]
 
 # The e-stop topic is latched: a transient-local subscription sees a stop published before

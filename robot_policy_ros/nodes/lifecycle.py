@@ -34,6 +34,24 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from robot_policy_ros.core.params import ParameterError, ParamSpec
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
 
+# Reporting parameters every managed node has.
+REPORTING_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "status_log_period_s",
+        5.0,
+        "Seconds between one-line status logs.",
+        min_value=0.5,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "diagnostics_period_s",
+        1.0,
+        "Seconds between /diagnostics messages.",
+        min_value=0.1,
+        max_value=60.0,
+    ),
+)
+
 AUTOSTART = ParamSpec(
     "autostart",
     True,
@@ -72,7 +90,7 @@ class ManagedNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         # All logging of these nodes goes through a non-blocking writer (see BackgroundLog).
         self.log = BackgroundLog(self.get_name(), int(self.get_logger().get_effective_level()))
-        self.specs: list[ParamSpec] = [*specs, AUTOSTART]
+        self.specs: list[ParamSpec] = [*specs, *REPORTING_SPECS, AUTOSTART]
         declare_parameters(self, self.specs)
         self.params: dict[str, Any] = {}
         self.active = False

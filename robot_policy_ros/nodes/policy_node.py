@@ -153,20 +153,6 @@ SPECS: list[ParamSpec] = [
         "inference does not page-fault fresh memory in on every call (tens of thousands of "
         "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
     ),
-    ParamSpec(
-        "status_log_period_s",
-        5.0,
-        "Seconds between one-line status logs.",
-        min_value=0.5,
-        max_value=3600.0,
-    ),
-    ParamSpec(
-        "diagnostics_period_s",
-        1.0,
-        "Seconds between /diagnostics messages.",
-        min_value=0.1,
-        max_value=60.0,
-    ),
 ]
 
 
