@@ -38,13 +38,20 @@ ARM_NS = "/demo_arm"
 CAMERA = "front"
 
 
-# Per-family training options the demo adds (the MLP is the product's family and the one
-# tuned to meet the bar; ACT's default 100-action chunk is far longer than a 2 s episode).
+# Per-family training options the demo adds. The MLP is the product's family and the one
+# tuned to meet the bar. ACT's default 100-action chunk is far longer than a 2 s episode.
+# Diffusion on a CPU: its default U-Net (76 M parameters, 10 DDIM steps) infers in ~0.4-0.5 s,
+# longer than its 8-action chunk lasts at 15 Hz, so every chunk would arrive stale; a
+# smaller U-Net, 5 DDIM steps and 12 actions per chunk (~70 ms for a 0.73 s chunk).
 FAMILY_TRAIN_ARGS: dict[str, list[str]] = {
     "mlp": [],
     "act": ["--chunk-size", "10"],
-    "diffusion": [],
-}
+    "diffusion": [
+        "--chunk-size", "12",
+        "--set", "down_dims=[128,256,512]",
+        "--set", "num_inference_steps=5",
+    ],
+}  # fmt: skip
 
 
 @dataclass
@@ -557,7 +564,14 @@ class Demo:
             *FAMILY_TRAIN_ARGS[c.policy],
             *c.extra_train_args,
         ]  # fmt: skip
-        subprocess.run(cmd, check=True, env=self.env, cwd=str(Path.cwd()))
+        done = subprocess.run(cmd, env=self.env, cwd=str(Path.cwd()))
+        if done.returncode != 0:
+            why = (
+                f"killed by signal {-done.returncode}"
+                if done.returncode < 0
+                else f"exit status {done.returncode}"
+            )
+            raise RuntimeError(f"robot-policy train failed ({why}); its output is above")
         return ckpt
 
     def evaluate(self, ckpt: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -852,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("demo interrupted", file=sys.stderr)
         return 130
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
     print()
     print((cfg.out_dir / "report.md").read_text())
     keys = ("policy_success_rate", "expert_success_rate", "control_rate_hz", "duration_s")
