@@ -228,6 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring")
     parser.add_argument("--domain", type=int, default=0, help="ROS_DOMAIN_ID (0: lease one)")
     parser.add_argument("--json", default="", help="also write the results here")
+    parser.add_argument(
+        "--no-rosout",
+        action="store_true",
+        help="start the nodes with --disable-rosout-logs (to measure what /rosout costs)",
+    )
+    parser.add_argument(
+        "--status-log-period",
+        type=float,
+        default=0.0,
+        help="nodes' status_log_period_s (0: default)",
+    )
     parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -256,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         "-p", f"control_rate_hz:={args.rate}",
         "-p", f"realtime_priority:={args.realtime_priority}",
     ]  # fmt: skip
+    if args.status_log_period > 0:
+        common += ["-p", f"status_log_period_s:={args.status_log_period}"]
+    if args.no_rosout:
+        common.append("--disable-rosout-logs")
     logs = Path(tmp.name)
     procs: dict[str, NodeProcess] = {}
     monitor = None
@@ -343,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": elapsed,
         "rate_hz": args.rate,
         "mode": args.mode,
+        "rosout": not args.no_rosout,
         "cpus": os.cpu_count(),
         "monitor_priority": args.monitor_priority,
         "load_average_1min_after": os.getloadavg()[0],

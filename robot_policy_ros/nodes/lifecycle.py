@@ -27,9 +27,12 @@ from typing import Any, ClassVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import Log, SetParametersResult
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from robot_policy_ros.core.params import ParameterError, ParamSpec
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
@@ -65,6 +68,13 @@ CHUNK_QOS = QoSProfile(
 )
 
 
+def _rosout_enabled(node_kwargs: dict[str, Any]) -> bool:
+    """False when the node was built with ``enable_rosout=False`` or ``--disable-rosout-logs``."""
+    if node_kwargs.get("enable_rosout") is False:
+        return False
+    return "--disable-rosout-logs" not in sys.argv
+
+
 def stamp_to_sec(stamp: Any) -> float:
     """builtin_interfaces/Time -> float seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
@@ -88,13 +98,53 @@ class ManagedNode(LifecycleNode):
 
     def __init__(self, node_name: str, specs: Sequence[ParamSpec], **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        # All logging of these nodes goes through a non-blocking writer (see BackgroundLog).
-        self.log = BackgroundLog(self.get_name(), int(self.get_logger().get_effective_level()))
+        # All logging of these nodes goes through a non-blocking writer (see BackgroundLog),
+        # which also publishes it on /rosout unless rosout is disabled for the node.
+        rosout = RosoutSink(self) if _rosout_enabled(kwargs) else None
+        self.log = BackgroundLog(
+            self.get_logger().name, int(self.get_logger().get_effective_level()), rosout
+        )
         self.specs: list[ParamSpec] = [*specs, *REPORTING_SPECS, AUTOSTART]
-        declare_parameters(self, self.specs)
+        # Writable while unconfigured, read-only once configured: the lifecycle decides,
+        # not the descriptor (see _on_set_parameters).
+        declare_parameters(self, self.specs, read_only=False)
+        self._specs_by_name = {spec.name: spec for spec in self.specs}
         self.params: dict[str, Any] = {}
         self.active = False
+        self.configured = False  # inactive or active: parameters are read-only
         self.failure = ""  # why the last transition failed ("" if it did not)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Accept a change only while unconfigured, and only a valid value."""
+        if self.configured:
+            names = ", ".join(p.name for p in parameters)
+            return SetParametersResult(
+                successful=False,
+                reason=(
+                    f"{self.get_fully_qualified_name()} is configured: parameters ({names}) "
+                    "are read-only while inactive or active; deactivate and clean up first "
+                    "(ros2 lifecycle set <node> deactivate, then cleanup), set them, then "
+                    "configure again"
+                ),
+            )
+        for parameter in parameters:
+            spec = self._specs_by_name.get(parameter.name)
+            if spec is None:
+                continue  # rclpy's own (use_sim_time, ...)
+            value = parameter.value
+            if spec.is_list:
+                value = [] if value is None else list(value)
+            try:
+                spec.validate(value)
+            except ParameterError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def destroy_node(self) -> None:
+        """Write the queued log lines, stop /rosout publishing, then destroy the node."""
+        self.log.close()
+        super().destroy_node()
 
     # -- to be implemented by subclasses ----------------------------------------------------
 
@@ -143,6 +193,7 @@ class ManagedNode(LifecycleNode):
 
         result = self._run("configure", _configure)
         if result == TransitionCallbackReturn.SUCCESS:
+            self.configured = True
             self.log.info("configured")
         return result
 
@@ -174,7 +225,11 @@ class ManagedNode(LifecycleNode):
         return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self._run("cleanup", self.cleanup)
+        result = self._run("cleanup", self.cleanup)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self.configured = False
+            self.log.info("unconfigured: parameters are writable")
+        return result
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.shutdown_quietly()
@@ -247,7 +302,7 @@ def run_nodes(
     finally:
         for node in nodes:
             node.shutdown_quietly()
-            node.log.flush()
+            node.log.close()
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
         for node in nodes:
@@ -262,31 +317,106 @@ def main_for(factories: Sequence[Callable[[], ManagedNode]]) -> None:
 
 
 class _LineWriter:
-    """One daemon thread per process writing queued lines to stderr with ``os.write``."""
+    """One daemon thread per process that writes queued log records.
+
+    Each record is a console line for stderr (``os.write``, which releases the GIL while
+    it blocks) and, when the node logs to /rosout, a ``rcl_interfaces/Log`` built and
+    published here, off the caller's thread: a control tick only pays for a queue put.
+    """
 
     def __init__(self, fd: int = 2, capacity: int = 2000) -> None:
         self._fd = fd
-        self.queue: queue.Queue[bytes] = queue.Queue(maxsize=capacity)
+        self.queue: queue.Queue[_Record] = queue.Queue(maxsize=capacity)
         self.dropped = 0
+        self.publish_errors = 0
+        self._busy = threading.Event()  # set while a record is being written
         self.thread = threading.Thread(target=self._write_loop, name="log", daemon=True)
         self.thread.start()
 
     def _write_loop(self) -> None:
         while True:
-            line = self.queue.get()
-            with contextlib.suppress(OSError):
-                os.write(self._fd, line)  # releases the GIL while the write blocks
+            record = self.queue.get()
+            self._busy.set()
+            try:
+                with contextlib.suppress(OSError):
+                    os.write(self._fd, record.line)
+                if record.rosout is not None:
+                    record.rosout.publish(record)
+            finally:
+                self._busy.clear()
 
-    def put(self, line: bytes) -> None:
+    def put(self, record: _Record) -> None:
         try:
-            self.queue.put_nowait(line)
+            self.queue.put_nowait(record)
         except queue.Full:
             self.dropped += 1
 
     def flush(self, timeout: float = 2.0) -> None:
         deadline = time.monotonic() + timeout
-        while not self.queue.empty() and time.monotonic() < deadline:
+        while (not self.queue.empty() or self._busy.is_set()) and time.monotonic() < deadline:
             time.sleep(0.005)
+
+
+class _Record:
+    """One queued log line (plain slots: cheap to build on a control thread)."""
+
+    __slots__ = ("level", "line", "message", "rosout", "stamp")
+
+    def __init__(
+        self, level: int, stamp: float, message: str, line: bytes, rosout: RosoutSink | None
+    ) -> None:
+        self.level = level
+        self.stamp = stamp
+        self.message = message
+        self.line = line
+        self.rosout = rosout
+
+
+class RosoutSink:
+    """Publishes a node's log records on /rosout from the writer thread.
+
+    rclpy's own /rosout path runs inside the logging call, on the caller's thread and under
+    the GIL; this sink keeps that work on the writer thread. ``close()`` (before the node is
+    destroyed) makes later records console-only.
+    """
+
+    def __init__(self, node: LifecycleNode) -> None:
+        self.logger_name = node.get_logger().name
+        self._publisher: Any = node.create_publisher(Log, "/rosout", _ROSOUT_QOS)
+        self._lock = threading.Lock()
+        self.errors = 0
+
+    def publish(self, record: _Record) -> None:
+        msg = Log()
+        sec = int(record.stamp)
+        msg.stamp.sec = sec
+        msg.stamp.nanosec = int((record.stamp - sec) * 1e9)
+        msg.level = record.level
+        msg.name = self.logger_name
+        msg.msg = record.message
+        with self._lock:
+            if self._publisher is None:
+                return
+            try:
+                self._publisher.publish(msg)
+            except Exception:  # context shut down under us: the console line was written
+                self.errors += 1
+
+    def close(self) -> None:
+        """Stop publishing (call before the node is destroyed)."""
+        with self._lock:
+            self._publisher = None
+
+
+# The QoS rcl gives its own /rosout publishers (rcl_qos_profile_rosout_default), so
+# rqt_console and late joiners see these lines exactly like rclpy's.
+_ROSOUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    lifespan=Duration(seconds=10),
+)
 
 
 _WRITER: _LineWriter | None = None
@@ -305,13 +435,14 @@ def log_writer() -> _LineWriter:
 class BackgroundLog:
     """Non-blocking node log for processes with a control thread.
 
-    Lines are queued and written to stderr by one daemon thread per process with
-    ``os.write``, which releases the GIL while it writes. Why not the rclpy logger: it holds
-    the GIL while it writes (stderr, the log file, /rosout), so a slow consumer (a full pipe,
-    disk writeback under I/O load) would stall every Python thread of the process, the
-    control loop included, for as long as the write takes. Lines keep the ROS console format
-    (``[LEVEL] [stamp] [node]: message``) but are not published on /rosout. When the queue
-    is full, lines are dropped and counted (``dropped``).
+    Lines are queued and written by one daemon thread per process: to stderr with
+    ``os.write``, which releases the GIL while it writes, and, given a :class:`RosoutSink`,
+    on /rosout at their severity (rqt_console, recorded bags). Why not the rclpy logger: it
+    holds the GIL while it writes (stderr, the log file, /rosout), so a slow consumer (a
+    full pipe, disk writeback under I/O load) would stall every Python thread of the
+    process, the control loop included, for as long as the write takes. Lines keep the ROS
+    console format (``[LEVEL] [stamp] [logger name]: message``; the logger name carries the
+    namespace). When the queue is full, lines are dropped and counted (``dropped``).
     """
 
     LEVELS: ClassVar[dict[str, int]] = {
@@ -322,9 +453,10 @@ class BackgroundLog:
         "fatal": 50,
     }
 
-    def __init__(self, name: str, min_level: int = 20) -> None:
+    def __init__(self, name: str, min_level: int = 20, rosout: RosoutSink | None = None) -> None:
         self.name = name
         self.min_level = min_level
+        self.rosout = rosout
         self.writer = log_writer()
 
     @property
@@ -334,11 +466,13 @@ class BackgroundLog:
 
     def log(self, level: str, message: str) -> None:
         """Queue one line (never blocks)."""
-        if self.LEVELS[level] < self.min_level:
+        severity = self.LEVELS[level]
+        if severity < self.min_level:
             return
         label = "WARN" if level == "warning" else level.upper()
-        line = f"[{label}] [{time.time():.9f}] [{self.name}]: {message}\n"
-        self.writer.put(line.encode(errors="replace"))
+        stamp = time.time()
+        line = f"[{label}] [{stamp:.9f}] [{self.name}]: {message}\n".encode(errors="replace")
+        self.writer.put(_Record(severity, stamp, message, line, self.rosout))
 
     def debug(self, message: str) -> None:
         self.log("debug", message)
@@ -358,6 +492,12 @@ class BackgroundLog:
     def flush(self, timeout: float = 2.0) -> None:
         """Wait until the queued lines are written (at exit)."""
         self.writer.flush(timeout)
+
+    def close(self) -> None:
+        """Write what is queued, then stop publishing on /rosout (before destroying the node)."""
+        self.flush()
+        if self.rosout is not None:
+            self.rosout.close()
 
 
 class LogThrottle:

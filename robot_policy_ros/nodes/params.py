@@ -33,14 +33,17 @@ _ARRAY_TYPES = {
 }
 
 
-def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
-    """Build the ROS parameter descriptor (type, description, range) of ``spec``."""
+def descriptor_for(spec: ParamSpec, read_only: bool | None = None) -> ParameterDescriptor:
+    """Build the ROS parameter descriptor (type, description, range) of ``spec``.
+
+    ``read_only`` overrides ``spec.read_only`` (lifecycle nodes gate writes by state).
+    """
     ptype = (_ARRAY_TYPES if spec.is_list else _SCALAR_TYPES)[spec.kind]
     desc = ParameterDescriptor(
         name=spec.name,
         type=ptype,
         description=spec.description,
-        read_only=spec.read_only,
+        read_only=spec.read_only if read_only is None else read_only,
     )
     constraint = spec.describe_range()
     if constraint:
@@ -72,11 +75,16 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
     return desc
 
 
-def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> None:
-    """Declare every spec on ``node``; a bad override becomes a :class:`ParameterError`."""
+def declare_parameters(
+    node: Node, specs: Sequence[ParamSpec], read_only: bool | None = None
+) -> None:
+    """Declare every spec on ``node``; a bad override becomes a :class:`ParameterError`.
+
+    ``read_only`` overrides each spec's own flag (None: keep it).
+    """
     spec_names(specs)
     for spec in specs:
-        descriptor = descriptor_for(spec)
+        descriptor = descriptor_for(spec, read_only)
         try:
             if spec.is_list and not spec.default:
                 node.declare_parameter(spec.name, descriptor.type, descriptor)
