@@ -36,31 +36,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from robot_policy_ros.core.params import ParameterError, ParamSpec
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
-
-# Reporting parameters every managed node has.
-REPORTING_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec(
-        "status_log_period_s",
-        5.0,
-        "Seconds between one-line status logs.",
-        min_value=0.5,
-        max_value=3600.0,
-    ),
-    ParamSpec(
-        "diagnostics_period_s",
-        1.0,
-        "Seconds between /diagnostics messages.",
-        min_value=0.1,
-        max_value=60.0,
-    ),
-)
-
-AUTOSTART = ParamSpec(
-    "autostart",
-    True,
-    "Walk the node through configure and activate at start-up (false: wait for a lifecycle "
-    "manager or `ros2 lifecycle set`).",
-)
+from robot_policy_ros.params.managed import MANAGED_SPECS
 
 # Action chunks: reliable (a lost chunk is a gap in the robot's motion), a short queue.
 CHUNK_QOS = QoSProfile(
@@ -104,7 +80,7 @@ class ManagedNode(LifecycleNode):
         self.log = BackgroundLog(
             self.get_logger().name, int(self.get_logger().get_effective_level()), rosout
         )
-        self.specs: list[ParamSpec] = [*specs, *REPORTING_SPECS, AUTOSTART]
+        self.specs: list[ParamSpec] = [*specs, *MANAGED_SPECS]
         # Writable while unconfigured, read-only once configured: the lifecycle decides,
         # not the descriptor (see _on_set_parameters).
         declare_parameters(self, self.specs, read_only=False)

@@ -19,52 +19,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
-from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
 from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.params.scripted_expert import SPECS
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
 from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError
-
-SPECS = [
-    ParamSpec("arm_config", "", "Arm YAML (must match the sim_robot's); empty = the packaged one."),
-    ParamSpec("rate_hz", 50.0, "Command publish rate.", min_value=1.0, max_value=1000.0),
-    ParamSpec(
-        "noise_std",
-        0.0,
-        "Demonstration diversity: std (m) of random hover-point offsets (final point: 1/4).",
-        min_value=0.0,
-        max_value=0.1,
-    ),
-    ParamSpec("seed", 0, "Seed of the noise (per target: seed, target position).", min_value=0),
-    ParamSpec(
-        "speed",
-        0.5,
-        "Fraction of the joint velocity/acceleration limits used at the peak of a move.",
-        min_value=0.05,
-        max_value=1.0,
-    ),
-    ParamSpec(
-        "hover_height_m",
-        0.08,
-        "Tool tip height above the target before descending.",
-        min_value=0.02,
-        max_value=0.3,
-    ),
-    ParamSpec(
-        "touch_height_m",
-        0.015,
-        "Final tool tip height above the table.",
-        min_value=0.0,
-        max_value=0.2,
-    ),
-    ParamSpec(
-        "start_delay_s",
-        0.0,
-        "Wait this long after a new target before moving (a human reaction time).",
-        min_value=0.0,
-        max_value=10.0,
-    ),
-]
 
 
 def _seconds(stamp) -> float:
