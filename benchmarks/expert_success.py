@@ -70,10 +70,10 @@ def run_in_process(args: argparse.Namespace) -> dict:
 def run_with_nodes(args: argparse.Namespace) -> dict:
     """Real nodes over DDS: reset, wait for done, count successes."""
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, QoSProfile
-    from std_msgs.msg import String
-    from std_srvs.srv import Trigger
+
+    from robot_policy_ros.nodes.episode_client import EpisodeClient
 
     env = isolated_ros_env(args.domain_id)
     domain = env["ROS_DOMAIN_ID"]
@@ -113,30 +113,20 @@ def run_with_nodes(args: argparse.Namespace) -> dict:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rclpy.init()
     node = Node("expert_success_bench")
-    latest: dict = {}
-    node.create_subscription(
-        String,
-        "sim_robot/episode",
-        lambda m: latest.update(json.loads(m.data)),
-        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
-    )
-    reset = node.create_client(Trigger, "sim_robot/reset")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    episodes = EpisodeClient(node, "sim_robot", executor=executor)
     results = []
     try:
-        if not reset.wait_for_service(timeout_sec=30.0):
+        if not episodes.wait_for_sim(30.0):
             raise RuntimeError("sim_robot/reset did not appear")
         for k in range(args.episodes):
-            if k > 0:
-                fut = reset.call_async(Trigger.Request())
-                rclpy.spin_until_future_complete(node, fut, timeout_sec=10.0)
-            deadline = time.monotonic() + args.episode_timeout_s + 10.0
-            while time.monotonic() < deadline:
-                rclpy.spin_once(node, timeout_sec=0.05)
-                if latest.get("index") == k and latest.get("done"):
-                    break
-            results.append((bool(latest.get("success")), latest.get("elapsed_s")))
-            print(f"episode {k}: {latest}", flush=True)
+            index = episodes.reset()["index"] if k > 0 else 0  # episode 0 starts by itself
+            outcome = episodes.wait_done(index, args.episode_timeout_s + 10.0)
+            results.append((bool(outcome.get("success")), outcome.get("elapsed_s")))
+            print(f"episode {k}: {outcome}", flush=True)
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
         for p in procs:

@@ -123,9 +123,8 @@ class Orchestrator:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from std_msgs.msg import String
-        from std_srvs.srv import Trigger
+
+        from robot_policy_ros.nodes.episode_client import EpisodeClient
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
@@ -133,17 +132,8 @@ class Orchestrator:
         self.node = Node("demo_orchestrator", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        latched = QoSProfile(
-            depth=10,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-            reliability=ReliabilityPolicy.RELIABLE,
-        )
-        self.episode: dict[str, Any] = {}
-        self.node.create_subscription(
-            String, f"{ARM_NS}/sim_robot/episode", self._on_episode, latched
-        )
-        self.reset_client = self.node.create_client(Trigger, f"{ARM_NS}/sim_robot/reset")
-        self._trigger = Trigger
+        # Spun by this object's own thread, so the client's waits only sleep.
+        self.episodes = EpisodeClient(self.node, f"{ARM_NS}/sim_robot")
         self._lifecycle_clients: dict[str, Any] = {}
         self.pauses: list[tuple[float, float]] = []  # (monotonic) policy stack restarts
         self._spinning = True
@@ -155,29 +145,15 @@ class Orchestrator:
         while self._spinning and self.context.ok():
             self.executor.spin_once(timeout_sec=0.05)
 
-    def _on_episode(self, msg) -> None:
-        with self._lock:
-            self.episode = json.loads(msg.data)
-
     def current_episode(self) -> dict[str, Any]:
-        with self._lock:
-            return dict(self.episode)
+        return self.episodes.current()
 
     def wait_for_sim(self, timeout: float) -> bool:
-        return self.reset_client.wait_for_service(timeout_sec=timeout)
+        return self.episodes.wait_for_sim(timeout)
 
     def reset_episode(self, timeout: float = 10.0) -> dict[str, Any]:
         """Call the sim's ``~/reset``; returns the new episode's state."""
-        future = self.reset_client.call_async(self._trigger.Request())
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise TimeoutError("sim_robot/reset did not answer")
-            time.sleep(0.01)
-        response = future.result()
-        if not response.success:
-            raise RuntimeError(f"sim_robot/reset failed: {response.message}")
-        return json.loads(response.message)
+        return self.episodes.reset(timeout)
 
     def lifecycle_client(self, node: str, timeout: float = 10.0) -> Any:
         """The (cached) ``change_state`` client of lifecycle node ``node``, once available."""
@@ -224,16 +200,7 @@ class Orchestrator:
             self.transition(name, activate=True)
         if restart_nodes:
             self.pauses.append((paused, time.monotonic()))
-        index = started["index"]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ep = self.current_episode()
-            if ep.get("index") == index and ep.get("done"):
-                return ep
-            time.sleep(0.02)
-        ep = self.current_episode()
-        ep.update(index=index, done=True, success=False, timed_out_waiting=True)
-        return ep
+        return self.episodes.wait_done(int(started["index"]), timeout)
 
     def close(self) -> None:
         self._spinning = False

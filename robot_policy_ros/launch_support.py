@@ -34,7 +34,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -1016,8 +1015,13 @@ def plan_record_demos(
             NodePlan(
                 "episode_driver",
                 "episode_driver",
-                [{"use_sim_time": use_sim_time}],
-                arguments=["--episodes", episodes, "--reset-delay-s", delay],
+                [
+                    {
+                        "use_sim_time": use_sim_time,
+                        "episodes": int(episodes),
+                        "reset_delay_s": float(delay),
+                    }
+                ],
             )
         )
         infos.append(
@@ -1108,7 +1112,7 @@ def fallback_share_dir(launch_file: str | os.PathLike) -> Path:
 
 
 #: Nodes run as ``python -m <module>`` everywhere (no console script of their own).
-_MODULE_EXECUTABLES = {"episode_driver": "robot_policy_ros.launch_support"}
+_MODULE_EXECUTABLES = {"episode_driver": "robot_policy_ros.nodes.episode_driver"}
 
 
 def node_command(executable: str, package_indexed: bool) -> dict[str, Any]:
@@ -1134,113 +1138,6 @@ def source_tree_env(share_dir: str | os.PathLike) -> dict[str, str]:
     root = str(Path(share_dir).resolve())
     current = os.environ.get("PYTHONPATH", "")
     return {"PYTHONPATH": os.pathsep.join(p for p in (root, current) if p)}
-
-
-# --------------------------------------------------------------------------------------
-# Episode driver for recording demonstrations in the sim
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class EpisodeSequencer:
-    """When to start the sim's next episode: after each finished one, until ``episodes``.
-
-    Fed the sim_robot's ``~/episode`` JSON ({"index", "done", ...}); the sim republishes
-    it periodically, so each finished index counts once. ``episodes`` = 0: never stop.
-    """
-
-    episodes: int = 0
-    finished: list[int] = field(default_factory=list)
-
-    def on_episode(self, data: Mapping[str, Any]) -> str:
-        """``"reset"`` (start the next episode), ``"stop"`` (all recorded) or ``"wait"``."""
-        if not data.get("done"):
-            return "wait"
-        index = int(data["index"])
-        if index in self.finished:
-            return "wait"
-        self.finished.append(index)
-        if self.episodes and len(self.finished) >= self.episodes:
-            return "stop"
-        return "reset"
-
-
-def episode_driver_main(argv: Sequence[str] | None = None) -> int:
-    """Node ``episode_driver``: reset the sim after each episode; exit after ``--episodes``.
-
-    ``python -m robot_policy_ros.launch_support --episodes 20 --reset-delay-s 1.0``
-    (record_demos.launch.py starts it with sim:=true; its exit ends the launch).
-    """
-    import argparse
-
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from rclpy.utilities import remove_ros_args
-    from std_msgs.msg import String
-    from std_srvs.srv import Trigger
-
-    argv = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="episode_driver", description="Reset the sim after each episode (demo recording)."
-    )
-    parser.add_argument("--episodes", type=int, default=0, help="episodes to record (0: forever)")
-    parser.add_argument("--reset-delay-s", type=float, default=1.0, help="pause between episodes")
-    opts = parser.parse_args(remove_ros_args(argv)[1:])
-    rclpy.init(args=argv)
-    node = Node("episode_driver")
-    log = node.get_logger()
-    sequencer = EpisodeSequencer(max(0, opts.episodes))
-    client = node.create_client(Trigger, "sim_robot/reset")
-    state: dict[str, float | None] = {"reset_at": None, "stop_at": None}
-
-    def now() -> float:
-        return time.monotonic()
-
-    def on_episode(msg: String) -> None:
-        try:
-            data = json.loads(msg.data)
-        except json.JSONDecodeError:
-            log.warning(f"ignoring an episode message that is not JSON: {msg.data!r}")
-            return
-        action = sequencer.on_episode(data)
-        done = len(sequencer.finished)
-        if action == "reset":
-            log.info(
-                f"episode {data['index']} done ({done} recorded); next one in "
-                f"{opts.reset_delay_s:g} s"
-            )
-            state["reset_at"] = now() + opts.reset_delay_s
-        elif action == "stop":
-            log.info(f"recorded {done} episodes; stopping")
-            state["stop_at"] = now() + 1.0  # let the recorders write the last messages
-
-    def tick() -> None:
-        reset_at = state["reset_at"]
-        if reset_at is not None and now() >= reset_at and client.service_is_ready():
-            state["reset_at"] = None
-            client.call_async(Trigger.Request())
-
-    latched = QoSProfile(
-        depth=1,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        reliability=ReliabilityPolicy.RELIABLE,
-    )
-    node.create_subscription(String, "sim_robot/episode", on_episode, latched)
-    node.create_timer(0.05, tick)
-    try:
-        while rclpy.ok():
-            stop_at = state["stop_at"]
-            if stop_at is not None and now() >= stop_at:
-                break
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
 
 # --------------------------------------------------------------------------------------
@@ -1455,7 +1352,3 @@ def launch_actions(plan: LaunchPlan, share_dir: str | os.PathLike, package_index
     if plan.record_cmd:
         actions.append(ExecuteProcess(cmd=plan.record_cmd, output="screen", name="bag_record"))
     return actions
-
-
-if __name__ == "__main__":
-    sys.exit(episode_driver_main())

@@ -4,6 +4,7 @@ preset vs checkpoint, argument -> parameter mapping, remapping, recording, whole
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from robot_policy_ros import launch_support as ls
+from robot_policy_ros.sim.sequencer import EpisodeSequencer
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch", "wrist_pitch"]
@@ -486,7 +488,8 @@ def test_record_demos_plan_in_the_sim(tmp_path):
     args = {**_defaults(ls.RECORD_DEMOS_ARGUMENTS), "bag_dir": str(tmp_path)}
     plan = ls.plan_record_demos({**args, "episodes": "5"}, REPO, now=NOW)
     assert [n.name for n in plan.nodes] == ["sim_robot", "scripted_expert", "episode_driver"]
-    assert plan.nodes[-1].arguments == ["--episodes", "5", "--reset-delay-s", "1.0"]
+    driver = plan.nodes[-1].parameters[0]
+    assert (driver["episodes"], driver["reset_delay_s"]) == (5, 1.0)
     topics = plan.record_cmd[plan.record_cmd.index("--topics") + 1 :]
     assert topics == [
         "/joint_states",
@@ -673,7 +676,7 @@ def test_record_demos_rejects_bad_episode_arguments(tmp_path, name, value):
 
 
 def test_episode_sequencer_resets_after_each_episode_and_stops_after_the_last():
-    seq = ls.EpisodeSequencer(episodes=2)
+    seq = EpisodeSequencer(episodes=2)
     assert seq.on_episode({"index": 0, "done": False}) == "wait"
     assert seq.on_episode({"index": 0, "done": True, "success": True}) == "reset"
     assert seq.on_episode({"index": 0, "done": True}) == "wait"  # republished, counted once
@@ -683,14 +686,14 @@ def test_episode_sequencer_resets_after_each_episode_and_stops_after_the_last():
 
 
 def test_episode_sequencer_without_a_limit_never_stops():
-    seq = ls.EpisodeSequencer()
+    seq = EpisodeSequencer()
     assert [seq.on_episode({"index": i, "done": True}) for i in range(50)] == ["reset"] * 50
 
 
 def test_episode_driver_runs_as_a_python_module_even_when_installed():
     assert ls.node_command("episode_driver", True) == {
         "executable": sys.executable,
-        "arguments": ["-m", "robot_policy_ros.launch_support"],
+        "arguments": ["-m", "robot_policy_ros.nodes.episode_driver"],
     }
 
 
@@ -727,7 +730,7 @@ def test_episode_driver_resets_the_sim_and_exits_after_the_episodes(rclpy_contex
     node.create_service(Trigger, "sim_robot/reset", on_reset)
     publish()
     driver = start_node(
-        "robot_policy_ros.launch_support", args=("--episodes", "2", "--reset-delay-s", "0.1")
+        "robot_policy_ros.nodes.episode_driver", "-p", "episodes:=2", "-p", "reset_delay_s:=0.1"
     )
     try:
         spin_until(executor, lambda: False, 1.0)  # let it discover us
@@ -748,9 +751,7 @@ def test_episode_driver_resets_the_sim_and_exits_after_the_episodes(rclpy_contex
 @pytest.mark.parametrize("node", ["policy_node", "command_streamer"])
 def test_example_params_file_sets_real_parameters_to_valid_values(node):
     """config/policy_params.yaml only names parameters the node declares, with valid values."""
-    module = pytest.importorskip(
-        f"robot_policy_ros.nodes.{node}", reason="runtime nodes not merged into this branch yet"
-    )
+    module = importlib.import_module(f"robot_policy_ros.nodes.{node}")
     data = yaml.safe_load((REPO / "config" / "policy_params.yaml").read_text())
     values = data[f"/**/{node}"]["ros__parameters"]
     specs = {s.name: s for s in module.SPECS}

@@ -21,6 +21,7 @@ NODE_TABLES: dict[str, str] = {
     "bag_recorder": "robot_policy_ros.nodes.bag_recorder:SPECS",
     "sim_robot": "robot_policy_ros.params.sim_robot:SPECS",
     "scripted_expert": "robot_policy_ros.params.scripted_expert:SPECS",
+    "episode_driver": "robot_policy_ros.params.episode_driver:SPECS",
 }
 
 # Parameters every lifecycle-managed node adds to its own table.
