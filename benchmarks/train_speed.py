@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from robot_policy_ros.data.synthetic import SyntheticSpec, write_synthetic_dataset
+    from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
     from robot_policy_ros.training.train_cli import parse_overrides
     from robot_policy_ros.training.trainer import TrainConfig, train
 
     tmp = Path(tempfile.mkdtemp(prefix="train_speed_"))
     try:
-        spec = SyntheticSpec(duration_s=4.0, image_hw=(120, 160), motion="reach")
+        spec = SyntheticEpisode(duration_s=4.0, image_hw=(120, 160), motion="reach")
         t0 = time.perf_counter()
         write_synthetic_dataset(tmp / "bags", args.episodes, spec)
         t_write = time.perf_counter() - t0

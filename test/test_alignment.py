@@ -19,17 +19,17 @@ from robot_policy_ros.data.bag_reader import (
     topic_matches,
 )
 from robot_policy_ros.data.synthetic import (
-    SyntheticSpec,
+    SyntheticEpisode,
     joint_positions_linear,
     write_synthetic_episode,
 )
 
 FPS = 10.0
 DELTAS = tuple(range(-1, 8))
-SPEC = SyntheticSpec(duration_s=1.5, cameras=("front",), image_hw=(12, 16))
+SPEC = SyntheticEpisode(duration_s=1.5, cameras=("front",), image_hw=(12, 16))
 
 
-def _aligned(path: Path, source: str = "commands", spec: SyntheticSpec = SPEC):
+def _aligned(path: Path, source: str = "commands", spec: SyntheticEpisode = SPEC):
     rec = read_episode(path)
     cfg = AlignConfig(fps=FPS, action_delta_indices=DELTAS, action_source=source)
     stamps = {c: s.stamps for c, s in rec.cameras.items()}
@@ -167,15 +167,15 @@ def test_interpolate_is_exact_on_samples_and_flags_outside() -> None:
 
 
 def test_large_clock_offset_between_stamps_and_log_times_is_removed(tmp_path: Path) -> None:
-    spec = SyntheticSpec(duration_s=1.0, image_hw=(8, 8), log_offset_s=0.75)
+    spec = SyntheticEpisode(duration_s=1.0, image_hw=(8, 8), log_offset_s=0.75)
     info = write_synthetic_episode(tmp_path / "ep", spec, seed=2)
     rec = read_episode(tmp_path / "ep")
     np.testing.assert_allclose(rec.command_times, info["command_t"], atol=1e-6)
 
 
 def test_sqlite3_bag_reads_the_same_as_mcap(tmp_path: Path) -> None:
-    spec_sql = SyntheticSpec(duration_s=0.5, image_hw=(8, 8), storage="sqlite3")
-    spec_mcap = SyntheticSpec(duration_s=0.5, image_hw=(8, 8))
+    spec_sql = SyntheticEpisode(duration_s=0.5, image_hw=(8, 8), storage="sqlite3")
+    spec_mcap = SyntheticEpisode(duration_s=0.5, image_hw=(8, 8))
     write_synthetic_episode(tmp_path / "a", spec_sql, seed=4)
     write_synthetic_episode(tmp_path / "b", spec_mcap, seed=4)
     a, b = read_episode(tmp_path / "a"), read_episode(tmp_path / "b")

@@ -213,11 +213,11 @@ def test_episode_topic_records_one_bag_per_episode_with_success(
 
 
 def test_recover_option_rebuilds_a_bag_without_metadata(tmp_path: Path, capsys) -> None:
-    from robot_policy_ros.data.synthetic import SyntheticSpec, write_synthetic_episode
+    from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_episode
     from robot_policy_ros.nodes.bag_recorder import main
 
     bag = tmp_path / "episode_000000"
-    write_synthetic_episode(bag, SyntheticSpec(duration_s=0.3, image_hw=(8, 8)))
+    write_synthetic_episode(bag, SyntheticEpisode(duration_s=0.3, image_hw=(8, 8)))
     (bag / "metadata.yaml").unlink()  # as if the recorder had been killed
     assert main(["bag_recorder", "--recover", str(bag)]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -19,12 +19,14 @@ from robot_policy_ros.data.dataset import (
 )
 from robot_policy_ros.data.stats import estimate_limits
 from robot_policy_ros.data.synthetic import (
-    SyntheticSpec,
+    SyntheticEpisode,
     write_synthetic_dataset,
     write_synthetic_episode,
 )
 
-SPEC = SyntheticSpec(duration_s=1.0, cameras=("front", "wrist"), image_hw=(24, 32), motion="reach")
+SPEC = SyntheticEpisode(
+    duration_s=1.0, cameras=("front", "wrist"), image_hw=(24, 32), motion="reach"
+)
 DELTAS = tuple(range(-1, 6))
 
 
@@ -113,7 +115,7 @@ def test_validation_split_is_by_whole_episode_and_seeded(bags, tmp_path: Path) -
 
 
 def test_bag_without_commands_is_reported_and_skipped(tmp_path: Path, bags) -> None:
-    spec = SyntheticSpec(duration_s=0.5, image_hw=(8, 8), command_rate_hz=0.0)
+    spec = SyntheticEpisode(duration_s=0.5, image_hw=(8, 8), command_rate_hz=0.0)
     write_synthetic_episode(tmp_path / "no_commands", spec, seed=1)
     episodes, report = load_episodes(
         [bags[0], tmp_path / "no_commands"], _config(tmp_path / "c", cameras=("front",))

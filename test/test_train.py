@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
 from robot_policy_ros.training.train_cli import (
     add_arguments,
     config_from_args,
@@ -29,7 +29,7 @@ from robot_policy_ros.policies.base import Observation
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"vision_backbone": "tiny_cnn", "backbone_width": 8, "hidden_dims": [64, 64]}
-SPEC = SyntheticSpec(duration_s=1.5, image_hw=(32, 32), motion="reach")
+SPEC = SyntheticEpisode(duration_s=1.5, image_hw=(32, 32), motion="reach")
 
 
 @pytest.fixture(scope="module")

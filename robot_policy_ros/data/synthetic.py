@@ -26,7 +26,7 @@ from robot_policy_ros.data.bag_writer import BagWriter, default_typestore, make_
 
 
 @dataclass(frozen=True)
-class SyntheticSpec:
+class SyntheticEpisode:
     """Shape and timing of a synthetic episode."""
 
     joint_names: tuple[str, ...] = ("joint_1", "joint_2", "joint_3")
@@ -43,7 +43,7 @@ class SyntheticSpec:
     storage: str = "mcap"
 
 
-def joint_positions_linear(t: np.ndarray, spec: SyntheticSpec, seed: int) -> np.ndarray:
+def joint_positions_linear(t: np.ndarray, spec: SyntheticEpisode, seed: int) -> np.ndarray:
     """q(t) of the linear motion of episode ``seed`` (T, J)."""
     rng = np.random.default_rng(seed)
     q0 = rng.uniform(-1.0, 1.0, len(spec.joint_names))
@@ -51,7 +51,7 @@ def joint_positions_linear(t: np.ndarray, spec: SyntheticSpec, seed: int) -> np.
     return q0[None, :] + v[None, :] * (np.asarray(t)[:, None] - spec.start_s)
 
 
-def _reach(t: np.ndarray, spec: SyntheticSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _reach(t: np.ndarray, spec: SyntheticEpisode, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     j = len(spec.joint_names)
     goal = rng.uniform(-1.0, 1.0, j)
@@ -60,7 +60,7 @@ def _reach(t: np.ndarray, spec: SyntheticSpec, seed: int) -> tuple[np.ndarray, n
     return goal[None, :] + (q0 - goal)[None, :] * np.exp(-s), goal
 
 
-def _image(spec: SyntheticSpec, cam_index: int, goal: np.ndarray, q: np.ndarray) -> np.ndarray:
+def _image(spec: SyntheticEpisode, cam_index: int, goal: np.ndarray, q: np.ndarray) -> np.ndarray:
     h, w = spec.image_hw
     img = np.full((h, w, 3), 30 + 20 * cam_index, dtype=np.uint8)
     # Square at the goal (first two joints), a smaller one at the current joints.
@@ -76,7 +76,7 @@ def _image(spec: SyntheticSpec, cam_index: int, goal: np.ndarray, q: np.ndarray)
 
 def write_synthetic_episode(
     path: str | Path,
-    spec: SyntheticSpec = SyntheticSpec(),
+    spec: SyntheticEpisode = SyntheticEpisode(),
     seed: int = 0,
     success: bool = True,
 ) -> dict:
@@ -195,7 +195,7 @@ def write_synthetic_episode(
 def write_synthetic_dataset(
     root: str | Path,
     num_episodes: int,
-    spec: SyntheticSpec = SyntheticSpec(),
+    spec: SyntheticEpisode = SyntheticEpisode(),
     seeds: Sequence[int] | None = None,
 ) -> list[Path]:
     """Write ``num_episodes`` episode bags ``root/episode_000000`` ...; returns their paths."""

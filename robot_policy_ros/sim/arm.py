@@ -27,7 +27,7 @@ class ArmConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class CameraSpec:
+class CameraView:
     """A fixed pinhole camera: where it is, what it looks at, its horizontal field of view."""
 
     position: tuple[float, float, float]
@@ -36,7 +36,7 @@ class CameraSpec:
 
 
 @dataclass(frozen=True)
-class WorkspaceSpec:
+class Workspace:
     """Where targets appear: an annulus sector on the table in front of the arm."""
 
     radius_m: tuple[float, float] = (0.17, 0.33)
@@ -57,8 +57,8 @@ class ArmConfig:
     link_lengths: tuple[float, ...]  # one per pitch joint
     home: np.ndarray
     servo_gain: float = 25.0
-    workspace: WorkspaceSpec = field(default_factory=WorkspaceSpec)
-    cameras: dict[str, CameraSpec] = field(default_factory=dict)
+    workspace: Workspace = field(default_factory=Workspace)
+    cameras: dict[str, CameraView] = field(default_factory=dict)
     name: str = "sim_arm"
     source: str = "<dict>"
 
@@ -205,7 +205,7 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
     ws = data.get("workspace", {}) or {}
     if not isinstance(ws, dict):
         raise ArmConfigError(f"arm config '{source}': 'workspace' must be a mapping")
-    default_ws = WorkspaceSpec()
+    default_ws = Workspace()
     r_rng = _vector(ws.get("radius_m", default_ws.radius_m), 2, "workspace.radius_m", source)
     y_rng = _vector(ws.get("yaw_rad", default_ws.yaw_rad), 2, "workspace.yaw_rad", source)
     disc = _number(
@@ -218,7 +218,7 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
             f"arm config '{source}': workspace needs 0 < radius_m[0] < radius_m[1],"
             " yaw_rad[0] <= yaw_rad[1] and target_disc_radius_m > 0"
         )
-    cams: dict[str, CameraSpec] = {}
+    cams: dict[str, CameraView] = {}
     raw_cams = data.get("cameras", {}) or {}
     if not isinstance(raw_cams, dict):
         raise ArmConfigError(f"arm config '{source}': 'cameras' must be a mapping name -> view")
@@ -234,7 +234,7 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
             raise ArmConfigError(
                 f"arm config '{source}': camera '{cname}' position equals its look_at"
             )
-        cams[str(cname)] = CameraSpec(pos, look, fov)  # type: ignore[arg-type]
+        cams[str(cname)] = CameraView(pos, look, fov)  # type: ignore[arg-type]
     return ArmConfig(
         joint_names=tuple(names),
         lower=lower,
@@ -245,7 +245,7 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
         link_lengths=lengths,
         home=home,
         servo_gain=gain,
-        workspace=WorkspaceSpec(r_rng, y_rng, disc),  # type: ignore[arg-type]
+        workspace=Workspace(r_rng, y_rng, disc),  # type: ignore[arg-type]
         cameras=cams,
         name=str(data.get("name", "sim_arm")),
         source=source,

@@ -14,7 +14,7 @@ import math
 import cv2
 import numpy as np
 
-from robot_policy_ros.sim.arm import ArmConfig, ArmKinematics, CameraSpec
+from robot_policy_ros.sim.arm import ArmConfig, ArmKinematics, CameraView
 
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 _SCALE = 1 << _SHIFT
@@ -42,7 +42,7 @@ BASE_RADIUS_M = 0.06
 class PinholeCamera:
     """World -> pixel projection of a fixed camera (square pixels, principal point centred)."""
 
-    def __init__(self, spec: CameraSpec, width: int, height: int) -> None:
+    def __init__(self, spec: CameraView, width: int, height: int) -> None:
         if width < 8 or height < 8:
             raise ValueError(f"image size {width}x{height} is too small (min 8x8)")
         self.width, self.height = int(width), int(height)
@@ -95,7 +95,7 @@ def _circle_points(centre: np.ndarray, radius: float, n: int = 40) -> np.ndarray
 class Renderer:
     """Draws the scene for one camera at a fixed resolution."""
 
-    def __init__(self, config: ArmConfig, camera: CameraSpec, width: int, height: int) -> None:
+    def __init__(self, config: ArmConfig, camera: CameraView, width: int, height: int) -> None:
         self.config = config
         self.kin = ArmKinematics(config)
         self.camera = PinholeCamera(camera, width, height)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_policy_ros.sim.arm import WorkspaceSpec
+from robot_policy_ros.sim.arm import Workspace
 
 # Large prime so (seed, index) pairs map to distinct generator seeds for any realistic
 # number of episodes per seed.
@@ -46,7 +46,7 @@ def episode_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), _SEED_STRIDE])
 
 
-def sample_target(seed: int, index: int, workspace: WorkspaceSpec) -> np.ndarray:
+def sample_target(seed: int, index: int, workspace: Workspace) -> np.ndarray:
     """Target centre (x, y, 0) of episode ``index``: uniform over the workspace sector area."""
     rng = episode_rng(seed, index)
     r0, r1 = workspace.radius_m
