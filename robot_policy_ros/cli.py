@@ -4,6 +4,8 @@ Subcommands:
     init-checkpoint   a randomly initialised, fully valid checkpoint (smoke tests, benchmarks)
     inspect           print a checkpoint's family, joints, cameras, rates, size; validates it
     import-weights    convert trusted .pt/.pth weights (weights_only=True) to a safe checkpoint
+    import-lerobot    convert a LeRobot pretrained_model folder (ACT) into a checkpoint
+    predict           run a checkpoint offline on an .npz of observations
     benchmark         CPU/GPU inference latency per family
     train             delegated to robot_policy_ros.training.train_cli
 """
@@ -196,6 +198,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             f"max_velocity {j['max_velocity']:g}{extra}"
         )
     prov = s["provenance"]
+    from robot_policy_ros.lerobot.commands import inspect_lines
+
+    for line in inspect_lines(prov):
+        print(line)
     if prov:
         print(f"provenance:   {json.dumps(prov, sort_keys=True)}")
     return 0
@@ -323,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     p.set_defaults(func=cmd_import_weights)
+
+    from robot_policy_ros.lerobot.commands import add_subcommands as add_lerobot_subcommands
+
+    add_lerobot_subcommands(sub)  # import-lerobot, predict
 
     p = sub.add_parser(
         "benchmark",

@@ -267,7 +267,7 @@ class ACTPolicy(Policy):
         for i, cam in enumerate(self.config.camera_names):
             x = images[cam][:, -1]  # ACT reads the current frame only
             backbone = self.backbones[0 if self.config.share_backbone else i]
-            fmap = self.input_proj(backbone(self._encode_camera_input(x)))  # (B, d, h, w)
+            fmap = self.input_proj(backbone(self._encode_camera_input(x, cam)))  # (B, d, h, w)
             tokens.append(fmap.flatten(2).transpose(1, 2))  # (B, h*w, d)
             pos.append(getattr(self, f"_cam_pos_{i}").to(fmap.dtype))
         return tokens, pos

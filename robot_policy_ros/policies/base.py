@@ -113,6 +113,17 @@ class Policy(nn.Module):
             stats = NormalizationStats.from_limits(self.limits)
         self.normalizer = Normalizer(stats, self.state_norm_mode, self.action_norm_mode)
         self.image_normalize = ImageNormalize()
+        # Per-camera statistics (imported LeRobot policies); None: ImageNet for every camera.
+        self.camera_normalize = (
+            None
+            if config.image_normalization is None
+            else nn.ModuleDict(
+                {
+                    cam: ImageNormalize(v["mean"], v["std"])
+                    for cam, v in config.image_normalization.items()
+                }
+            )
+        )
         self._runtime_dtype = torch.float32  # refreshed from the parameters at each call
         self._buffers_device: torch.device | None = None
         self._frames_seen = 0
@@ -415,6 +426,9 @@ class Policy(nn.Module):
         raise NotImplementedError
 
     # --- helpers for families ------------------------------------------------------------
-    def _encode_camera_input(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) [0, 1] -> ImageNet-normalised, in the network dtype."""
+    def _encode_camera_input(self, x: torch.Tensor, camera: str | None = None) -> torch.Tensor:
+        """(N, 3, H, W) [0, 1] -> normalised (ImageNet, or ``camera``'s statistics when the
+        config has per-camera ones), in the network dtype."""
+        if self.camera_normalize is not None and camera is not None:
+            return self.camera_normalize[camera](x.to(self._runtime_dtype))
         return self.image_normalize(x.to(self._runtime_dtype))

@@ -27,6 +27,11 @@ BACKBONE_NORMS = ("batch_norm", "frozen_bn", "group_norm")
 # cameras, fps) or only used when building a fresh model (pretrained weights file).
 NON_HYPERPARAMETER_FIELDS = ("joint_names", "cameras", "fps", "pretrained_backbone_weights")
 
+# Hyper-parameters added after checkpoints existed: may be absent from config.json (their
+# default applies) and are not written while they hold their default (None), so checkpoints
+# written before and after they existed stay identical.
+OPTIONAL_HYPERPARAMETERS = ("image_normalization",)
+
 
 def _check_int(cfg: Any, name: str, low: int = 1, high: int | None = None) -> None:
     v = getattr(cfg, name)
@@ -70,6 +75,34 @@ def _check_int_tuple(cfg: Any, name: str, allow_empty: bool = False) -> None:
     setattr(cfg, name, tuple(v))
 
 
+def _check_image_normalization(value: Any, cameras: list[str]) -> dict[str, dict[str, list]]:
+    """Validate {camera: {"mean": [3 floats], "std": [3 floats > 0]}} for exactly ``cameras``."""
+    if not isinstance(value, dict) or set(value) != set(cameras):
+        got = sorted(value) if isinstance(value, dict) else value
+        raise ValueError(f"image_normalization must map every camera {cameras} to stats, got {got}")
+    out: dict[str, dict[str, list]] = {}
+    for cam in cameras:
+        entry = value[cam]
+        if not isinstance(entry, dict) or set(entry) != {"mean", "std"}:
+            raise ValueError(f"image_normalization[{cam!r}] must be {{'mean': [..], 'std': [..]}}")
+        vals = {}
+        for key in ("mean", "std"):
+            v = entry[key]
+            ok = isinstance(v, (list, tuple)) and len(v) == 3
+            ok = ok and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                for x in v
+            )
+            if not ok or (key == "std" and min(v) <= 0):
+                raise ValueError(
+                    f"image_normalization[{cam!r}][{key!r}] must be 3 finite numbers"
+                    f"{' > 0' if key == 'std' else ''} (R, G, B), got {v!r}"
+                )
+            vals[key] = [float(x) for x in v]
+        out[cam] = vals
+    return out
+
+
 @dataclass(kw_only=True)
 class PolicyConfig:
     """Fields shared by all families.
@@ -86,6 +119,9 @@ class PolicyConfig:
         pretrained_backbone_weights: local file with torchvision ResNet18 weights
             (.safetensors, or a .pth state dict read with weights_only=True); never downloaded.
             Only used when building a fresh model; a checkpoint already holds its weights.
+        image_normalization: None (ImageNet mean/std for every camera) or, per camera name,
+            {"mean": [r, g, b], "std": [r, g, b]} applied to [0, 1] RGB as (x - mean) / std
+            (policies imported from LeRobot carry their dataset's per-camera statistics).
     """
 
     policy_type: ClassVar[str] = ""
@@ -98,6 +134,7 @@ class PolicyConfig:
     backbone_norm: str = "batch_norm"
     share_backbone: bool = True
     pretrained_backbone_weights: str | None = None
+    image_normalization: dict[str, dict[str, list[float]]] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.joint_names, str) or not self.joint_names:
@@ -126,6 +163,10 @@ class PolicyConfig:
                 raise ValueError("pretrained_backbone_weights must be a file path or None")
             if self.vision_backbone != "resnet18":
                 raise ValueError("pretrained_backbone_weights needs vision_backbone='resnet18'")
+        if self.image_normalization is not None:
+            self.image_normalization = _check_image_normalization(
+                self.image_normalization, [c.name for c in self.cameras]
+            )
 
     # --- derived -------------------------------------------------------------------------
     @property
@@ -166,6 +207,8 @@ class PolicyConfig:
             if f.name in NON_HYPERPARAMETER_FIELDS:
                 continue
             v = getattr(self, f.name)
+            if f.name in OPTIONAL_HYPERPARAMETERS and v is None:
+                continue
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
@@ -188,7 +231,7 @@ class PolicyConfig:
         unknown = sorted(set(hyperparameters) - names)
         if unknown:
             raise ValueError(f"unknown hyperparameters for {cls.policy_type}: {unknown}")
-        missing = sorted(names - set(hyperparameters))
+        missing = sorted(names - set(hyperparameters) - set(OPTIONAL_HYPERPARAMETERS))
         if strict and missing:
             raise ValueError(f"missing hyperparameters for {cls.policy_type}: {missing}")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyperparameters.items()}

@@ -12,7 +12,7 @@ Pretrained ResNet18 weights are read only from a local file (never downloaded).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -37,12 +37,19 @@ def norm_layer_factory(kind: str) -> Callable[[int], nn.Module]:
 
 
 class ImageNormalize(nn.Module):
-    """[0, 1] RGB -> ImageNet mean/std normalised (constant buffers, not in the state dict)."""
+    """[0, 1] RGB -> mean/std normalised (constant buffers, not in the state dict).
 
-    def __init__(self) -> None:
+    ImageNet statistics unless ``mean`` / ``std`` (3 values, R G B) are given.
+    """
+
+    def __init__(
+        self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        m = torch.tensor(IMAGENET_MEAN if mean is None else tuple(mean), dtype=torch.float32)
+        s = torch.tensor(IMAGENET_STD if std is None else tuple(std), dtype=torch.float32)
+        self.register_buffer("mean", m.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", s.view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1]."""

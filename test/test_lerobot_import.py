@@ -1,0 +1,335 @@
+"""import-lerobot / predict: LeRobot checkpoints give LeRobot's own actions; bad folders refused.
+
+The fixtures in test/fixtures/lerobot/ are real LeRobot 0.6.1 ACT checkpoints written by
+tools/make_lerobot_fixtures.py with LeRobot's own classes and save_pretrained; io.npz holds
+fixed inputs and the actions LeRobot returned for them (predict_action_chunk followed by
+the postprocessor), in LeRobot's units (degrees here).
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from robot_policy_ros import cli
+from robot_policy_ros.lerobot.source import LeRobotImportError, read_lerobot_folder
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
+NAMES = ("act_one_camera", "act_two_cameras")
+TOLERANCE = 1e-4
+
+
+def lerobot_folder(name: str, tmp_path: Path) -> Path:
+    """A copy of a fixture as LeRobot wrote it (model.safetensors decompressed, no io.npz)."""
+    dst = tmp_path / f"{name}_src"
+    shutil.copytree(FIXTURES / name, dst)
+    xz = dst / "model.safetensors.xz"
+    (dst / "model.safetensors").write_bytes(lzma.decompress(xz.read_bytes()))
+    xz.unlink()
+    (dst / "io.npz").unlink()
+    return dst
+
+
+def units_for(j: int) -> tuple[str, np.ndarray, np.ndarray]:
+    """Degrees for every joint but the last (a gripper 0..100 mapped to metres-like units)."""
+    scale = np.full(j, math.pi / 180.0)
+    offset = np.zeros(j)
+    scale[-1], offset[-1] = 0.0004, 0.01
+    text = ",".join(["deg"] * (j - 1) + ["0.0004:0.01"])
+    return text, scale, offset
+
+
+def import_and_predict(name: str, src: Path, tmp_path: Path, capsys) -> tuple[np.ndarray, ...]:
+    """Run import-lerobot then predict via the CLI; (predicted, expected) in ROS units."""
+    io = np.load(FIXTURES / name / "io.npz")
+    j = io["state"].shape[1]
+    text, scale, offset = units_for(j)
+    joints = ",".join(f"joint{i}" for i in range(j))
+    ckpt = tmp_path / f"{name}_ckpt"
+    rc = cli.main(
+        [
+            "import-lerobot",
+            str(src),
+            "--out",
+            str(ckpt),
+            "--joints",
+            joints,
+            "--fps",
+            "30",
+            "--units",
+            text,
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    arrays = {"joint_positions": (io["state"] * scale + offset)[:, None, :]}
+    for key in io:
+        if key.startswith("image."):
+            cam = key[len("image.observation.images.") :]
+            arrays[f"images.{cam}"] = io[key][:, None]
+    np.savez(tmp_path / "in.npz", **arrays)
+    rc = cli.main(
+        [
+            "predict",
+            str(ckpt),
+            "--inputs",
+            str(tmp_path / "in.npz"),
+            "--out",
+            str(tmp_path / "out.npz"),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    predicted = np.load(tmp_path / "out.npz")["actions"]
+    return predicted, io["actions"] * scale + offset, ckpt
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_imported_act_returns_lerobot_actions(name: str, tmp_path: Path, capsys) -> None:
+    predicted, expected, _ = import_and_predict(
+        name, lerobot_folder(name, tmp_path), tmp_path, capsys
+    )
+    assert predicted.dtype == np.float64
+    assert predicted.shape == expected.shape
+    assert np.abs(predicted - expected).max() < TOLERANCE
+    # The samples differ from one another: a comparison that could fail.
+    assert np.abs(expected[0] - expected[1]).max() > 100 * TOLERANCE
+
+
+def test_inspect_shows_units_deployment_and_provenance(tmp_path: Path, capsys) -> None:
+    name = "act_two_cameras"
+    src = lerobot_folder(name, tmp_path)
+    _, _, ckpt = import_and_predict(name, src, tmp_path, capsys)
+    capsys.readouterr()
+    assert cli.main(["inspect", str(ckpt)]) == 0
+    text = capsys.readouterr().out
+    assert "units:" in text and "0.0004:0.01" in text
+    assert "n_action_steps 1, temporal_ensemble_coeff 0.01" in text
+    cfg = json.loads((ckpt / "config.json").read_text())
+    lerobot = cfg["provenance"]["lerobot"]
+    assert lerobot["files_sha256"]["model.safetensors"] == _sha256(src / "model.safetensors")
+    assert lerobot["config"]["type"] == "act"
+    assert [c["name"] for c in cfg["cameras"]] == ["top", "wrist"]
+    assert [(c["height"], c["width"]) for c in cfg["cameras"]] == [(64, 96), (48, 64)]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_camera_names_mapped(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_two_cameras", tmp_path)
+    rc = cli.main(
+        [
+            "import-lerobot",
+            str(src),
+            "--out",
+            str(tmp_path / "c"),
+            "--joints",
+            "a,b,c,d,e",
+            "--cameras",
+            "top=overhead,observation.images.wrist=hand",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert [c["name"] for c in cfg["cameras"]] == ["overhead", "hand"]
+
+
+def test_compiled_model_prefix_accepted(tmp_path: Path, capsys) -> None:
+    name = "act_one_camera"
+    src = lerobot_folder(name, tmp_path)
+    w = load_file(str(src / "model.safetensors"))
+    save_file({f"_orig_mod.{k}": v for k, v in w.items()}, str(src / "model.safetensors"))
+    predicted, expected, _ = import_and_predict(name, src, tmp_path, capsys)
+    assert np.abs(predicted - expected).max() < TOLERANCE
+
+
+def test_legacy_layout_with_buffers_in_model(tmp_path: Path, capsys) -> None:
+    """LeRobot before the processor pipeline kept the statistics inside model.safetensors."""
+    name = "act_two_cameras"
+    src = lerobot_folder(name, tmp_path)
+    w = load_file(str(src / "model.safetensors"))
+    stats = load_file(str(src / "policy_preprocessor_step_3_normalizer_processor.safetensors"))
+    for key, value in stats.items():
+        feature, _, stat = key.rpartition(".")
+        buf = f"buffer_{feature.replace('.', '_')}.{stat}"
+        if feature == "action":
+            w[f"normalize_targets.{buf}"] = value
+            w[f"unnormalize_outputs.{buf}"] = value
+        else:
+            w[f"normalize_inputs.{buf}"] = value
+    save_file(w, str(src / "model.safetensors"))
+    for p in src.glob("policy_*processor*"):
+        p.unlink()
+    assert read_lerobot_folder(src).layout == "legacy"
+    predicted, expected, _ = import_and_predict(name, src, tmp_path, capsys)
+    assert np.abs(predicted - expected).max() < TOLERANCE
+
+
+def test_reading_needs_neither_torch_nor_lerobot(tmp_path: Path) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    code = (
+        "import sys\n"
+        "from robot_policy_ros.lerobot.source import read_lerobot_folder\n"
+        f"s = read_lerobot_folder({str(src)!r})\n"
+        "assert s.policy_type == 'act' and s.layout == 'processor'\n"
+        "assert 'torch' not in sys.modules and 'lerobot' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- refused folders -------------------------------------------------------------------------
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _refused(src: Path, tmp_path: Path, capsys, *extra: str) -> str:
+    out = tmp_path / "refused_ckpt"
+    rc = cli.main(
+        ["import-lerobot", str(src), "--out", str(out), "--joints", "a,b,c,d,e,f", *extra]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert not (out / "config.json").exists()
+    return err
+
+
+def test_pickle_weights_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    (src / "model.safetensors").unlink()
+    (src / "pytorch_model.bin").write_bytes(b"\x80\x04cos\nsystem\n(S'touch pwned'\ntR.")
+    err = _refused(src, tmp_path, capsys)
+    assert "pytorch_model.bin" in err and "never loaded" in err
+    assert not Path("pwned").exists()
+
+
+def test_unsupported_policy_type_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(src / "config.json", lambda c: c.update(type="pi0"))
+    assert "'pi0' is not supported" in _refused(src, tmp_path, capsys)
+
+
+def test_other_backbone_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(src / "config.json", lambda c: c.update(vision_backbone="resnet34"))
+    assert "vision_backbone 'resnet34' is not supported" in _refused(src, tmp_path, capsys)
+
+
+def test_quantile_normalisation_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(
+        src / "policy_preprocessor.json",
+        lambda c: c["steps"][3]["config"]["norm_map"].update(STATE="QUANTILES"),
+    )
+    assert "quantile normalisation is not supported" in _refused(src, tmp_path, capsys)
+
+
+def test_state_dim_different_from_action_dim_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(src / "config.json", lambda c: c["output_features"]["action"].update(shape=[7]))
+    assert "differs from action shape" in _refused(src, tmp_path, capsys)
+
+
+def test_degenerate_statistics_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    f = src / "policy_preprocessor_step_3_normalizer_processor.safetensors"
+    stats = load_file(str(f))
+    stats["observation.state.std"][2] = 0.0
+    save_file(stats, str(f))
+    assert "degenerate statistics" in _refused(src, tmp_path, capsys)
+
+
+def test_env_state_input_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(
+        src / "config.json",
+        lambda c: c["input_features"].update(
+            {"observation.environment_state": {"type": "ENV", "shape": [4]}}
+        ),
+    )
+    assert "environment state" in _refused(src, tmp_path, capsys)
+
+
+def test_peft_adapter_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    (src / "adapter_config.json").write_text("{}")
+    assert "PEFT adapter" in _refused(src, tmp_path, capsys)
+
+
+def test_unknown_processor_step_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(
+        src / "policy_preprocessor.json",
+        lambda c: c["steps"].insert(0, {"registry_name": "my_custom_step", "config": {}}),
+    )
+    assert "'my_custom_step' is not supported" in _refused(src, tmp_path, capsys)
+
+
+def test_state_file_outside_folder_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    _edit_json(
+        src / "policy_preprocessor.json",
+        lambda c: c["steps"][3].update(state_file="../../etc/stats.safetensors"),
+    )
+    assert "must be a plain file name" in _refused(src, tmp_path, capsys)
+
+
+def test_corrupt_safetensors_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    (src / "model.safetensors").write_bytes(b"\xff" * 64)
+    assert "not a valid safetensors file" in _refused(src, tmp_path, capsys)
+
+
+def test_wrong_joint_count_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    out = tmp_path / "x"
+    assert cli.main(["import-lerobot", str(src), "--out", str(out), "--joints", "a,b"]) == 2
+    assert "2 names for a policy with 6 joints" in capsys.readouterr().err
+
+
+def test_bad_units_refused(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    err = _refused(src, tmp_path, capsys, "--units", "-1")
+    assert "SCALE must be finite and > 0" in err
+
+
+def test_predict_refuses_wrong_input_shape(tmp_path: Path, capsys) -> None:
+    src = lerobot_folder("act_one_camera", tmp_path)
+    ckpt = tmp_path / "ckpt"
+    assert (
+        cli.main(["import-lerobot", str(src), "--out", str(ckpt), "--joints", "a,b,c,d,e,f"]) == 0
+    )
+    np.savez(
+        tmp_path / "in.npz",
+        joint_positions=np.zeros((2, 1, 5)),
+        **{"images.front": np.zeros((2, 1, 64, 64, 3), np.uint8)},
+    )
+    rc = cli.main(
+        [
+            "predict",
+            str(ckpt),
+            "--inputs",
+            str(tmp_path / "in.npz"),
+            "--out",
+            str(tmp_path / "o.npz"),
+        ]
+    )
+    assert rc == 2
+    assert "expected (N, 1, 6)" in capsys.readouterr().err
+
+
+def test_refusals_are_lerobot_import_errors(tmp_path: Path) -> None:
+    with pytest.raises(LeRobotImportError, match="not a directory"):
+        read_lerobot_folder(tmp_path / "missing")

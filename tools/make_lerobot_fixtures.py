@@ -1,0 +1,208 @@
+"""Build the LeRobot test fixtures in test/fixtures/lerobot/ (run in a LeRobot venv, not by CI).
+
+    /work/lerobot-venv/bin/python tools/make_lerobot_fixtures.py
+
+Each fixture is a real LeRobot ``pretrained_model`` folder written by LeRobot's own
+``save_pretrained`` (policy, pre- and post-processor) for a small ACT policy whose every
+weight and statistic is set from a seeded generator, plus ``io.npz``: fixed inputs in
+LeRobot's units and the actions LeRobot itself returns for them
+(``predict_action_chunk`` followed by the postprocessor).
+
+To keep the committed files small, the ResNet18 weights (11 M numbers) repeat a short
+seeded random vector per tensor (a different one for every tensor), so ``model.safetensors``
+is stored xz-compressed as ``model.safetensors.xz``; the tests decompress it. Deterministic:
+running the script twice writes the same weights and actions.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+from lerobot.policies.act.configuration_act import ACTConfig
+from lerobot.policies.act.modeling_act import ACTPolicy
+from lerobot.policies.factory import make_pre_post_processors
+
+OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "lerobot"
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+
+def seeded_values(name: str, shape: tuple[int, ...], seed: int, tile: bool) -> torch.Tensor:
+    """Deterministic values for one tensor, scaled so activations stay O(1)."""
+    rng = np.random.default_rng([seed, sum(name.encode()) * 7919 + len(name)])
+    n = int(np.prod(shape)) if shape else 1
+    base = rng.standard_normal(257 if tile and n > 257 else n)
+    v = np.resize(base, n).reshape(shape)
+    leaf = name.rsplit(".", 1)[-1]
+    is_norm = ".bn" in name or "downsample.1" in name or "norm" in name
+    if leaf == "running_var":
+        v = 1.0 + 0.2 * np.abs(v)
+    elif leaf == "running_mean":
+        v = 0.1 * v
+    elif is_norm and leaf == "weight":
+        v = 1.0 + 0.1 * v
+    elif leaf == "bias" or leaf.endswith("_bias"):
+        v = 0.1 * v
+    elif len(shape) >= 2:
+        fan_in = n // shape[0]
+        v = v / math.sqrt(fan_in)
+    else:
+        v = 0.5 * v
+    return torch.as_tensor(v, dtype=torch.float32)
+
+
+def stats_for(rng: np.random.Generator, dim: int, lo_scale: float) -> dict[str, torch.Tensor]:
+    mean = rng.uniform(-30, 30, dim) * lo_scale
+    std = rng.uniform(5, 20, dim) * lo_scale
+    lo = mean - 2.5 * std
+    hi = mean + 2.5 * std
+    return {
+        "mean": torch.tensor(mean, dtype=torch.float32),
+        "std": torch.tensor(std, dtype=torch.float32),
+        "min": torch.tensor(lo, dtype=torch.float32),
+        "max": torch.tensor(hi, dtype=torch.float32),
+    }
+
+
+def build_act(name: str, spec: dict) -> None:
+    seed = spec["seed"]
+    rng = np.random.default_rng(seed)
+    j = spec["joints"]
+    inputs = {"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(j,))}
+    for key, (h, w) in spec["cameras"].items():
+        inputs[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, h, w))
+    outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(j,))}
+    cfg = ACTConfig(
+        input_features=inputs,
+        output_features=outputs,
+        device="cpu",
+        push_to_hub=False,
+        chunk_size=spec["chunk_size"],
+        n_action_steps=spec["n_action_steps"],
+        temporal_ensemble_coeff=spec.get("temporal_ensemble_coeff"),
+        dim_model=32,
+        n_heads=4,
+        dim_feedforward=48,
+        n_encoder_layers=2,
+        n_decoder_layers=1,
+        latent_dim=8,
+        n_vae_encoder_layers=1,
+        pre_norm=spec["pre_norm"],
+        feedforward_activation=spec.get("activation", "relu"),
+        pretrained_backbone_weights=None,
+        normalization_mapping=spec["normalization_mapping"],
+    )
+    torch.manual_seed(seed)
+    policy = ACTPolicy(cfg)
+    with torch.no_grad():
+        for key, t in policy.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if key.endswith("vae_encoder_pos_enc"):
+                continue  # a fixed table, not a weight
+            t.copy_(seeded_values(key, tuple(t.shape), seed, tile="backbone" in key))
+    policy.eval()
+
+    stats = {"observation.state": stats_for(rng, j, 1.0), "action": stats_for(rng, j, 1.0)}
+    for i, key in enumerate(spec["cameras"]):
+        if i == 0:
+            mean, std = IMAGENET
+        else:
+            mean, std = rng.uniform(0.3, 0.6, 3).tolist(), rng.uniform(0.15, 0.3, 3).tolist()
+        stats[key] = {
+            "mean": torch.tensor(mean, dtype=torch.float32).view(3, 1, 1),
+            "std": torch.tensor(std, dtype=torch.float32).view(3, 1, 1),
+            "min": torch.zeros(3, 1, 1),
+            "max": torch.ones(3, 1, 1),
+        }
+    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+
+    out = OUT / name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    policy.save_pretrained(out)
+    pre.save_pretrained(out)
+    post.save_pretrained(out)
+
+    # Fixed inputs in LeRobot's units; LeRobot's own actions for them.
+    n = 3
+    st = stats["observation.state"]
+    state = (st["mean"].numpy() + st["std"].numpy() * rng.standard_normal((n, j))).astype(
+        np.float32
+    )
+    images = {
+        key: rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        for key, (h, w) in spec["cameras"].items()
+    }
+    actions = []
+    for i in range(n):
+        obs = {"observation.state": torch.from_numpy(state[i])}
+        for key, img in images.items():
+            obs[key] = torch.from_numpy(img[i]).permute(2, 0, 1).float() / 255.0
+        with torch.no_grad():
+            batch = pre(obs)
+            chunk = policy.predict_action_chunk(batch)
+            actions.append(post(chunk).numpy()[0])
+    arrays = {"state": state, "actions": np.stack(actions).astype(np.float64)}
+    for key, img in images.items():
+        arrays[f"image.{key}"] = img
+    np.savez_compressed(out / "io.npz", **arrays)
+
+    raw = (out / "model.safetensors").read_bytes()
+    (out / "model.safetensors.xz").write_bytes(lzma.compress(raw, preset=9))
+    (out / "model.safetensors").unlink()
+    print(name, "ok", json.dumps({k: list(v) for k, v in spec["cameras"].items()}))
+
+
+SPECS = {
+    "act_one_camera": {
+        "seed": 1,
+        "joints": 6,
+        "cameras": {"observation.images.front": (64, 64)},
+        "chunk_size": 10,
+        "n_action_steps": 5,
+        "pre_norm": False,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MEAN_STD,
+        },
+    },
+    "act_two_cameras": {
+        "seed": 2,
+        "joints": 5,
+        "cameras": {
+            "observation.images.top": (64, 96),
+            "observation.images.wrist": (48, 64),
+        },
+        "chunk_size": 8,
+        "n_action_steps": 1,
+        "temporal_ensemble_coeff": 0.01,
+        "pre_norm": True,
+        "activation": "gelu",
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MIN_MAX,
+            "ACTION": NormalizationMode.MIN_MAX,
+        },
+    },
+}
+
+
+def main() -> int:
+    torch.use_deterministic_algorithms(True)
+    for name, spec in SPECS.items():
+        build_act(name, spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
