@@ -103,6 +103,14 @@ SPECS: list[ParamSpec] = [
         choices=("float32", "float16", "bfloat16"),
     ),
     ParamSpec(
+        "inference_backend",
+        "auto",
+        "Who runs the network: torch; onnxruntime (the checkpoint exported to ONNX, cached "
+        "beside it keyed by the weights' hash, CPU float32); auto: the faster of the two that "
+        "is installed and matches torch within 1e-4, else torch.",
+        choices=("auto", "torch", "onnxruntime"),
+    ),
+    ParamSpec(
         "image_transport",
         "raw",
         "raw: sensor_msgs/Image on NAME/image_raw; compressed: sensor_msgs/CompressedImage on "
@@ -192,6 +200,7 @@ class PolicyNode(ManagedNode):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.policy = None
+        self.predictor = None
         self._configured = False
         self.latency = WindowStats(200)
         self.obs_age = WindowStats(200)
@@ -236,6 +245,7 @@ class PolicyNode(ManagedNode):
                 f"checkpoint {params['checkpoint']!r} has chunk_size {policy.chunk_size}: a chunk "
                 "needs at least 2 actions to cover any time"
             )
+        self.predictor = self._make_predictor(policy, params)
         self.policy = policy
         self.joint_names = list(policy.joint_names)
         self.camera_names = list(policy.camera_names)
@@ -283,6 +293,22 @@ class PolicyNode(ManagedNode):
             f"({self.chunk_span:.2f} s), torch threads {threads}; inputs {topics}"
         )
 
+    def _make_predictor(self, policy: Any, params: dict[str, Any]) -> Any:
+        from robot_policy_ros.inference import make_predictor
+        from robot_policy_ros.inference.export import cache_dir_for
+
+        try:
+            predictor = make_predictor(
+                policy, params["inference_backend"], cache_dir=cache_dir_for(params["checkpoint"])
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"parameter 'inference_backend' = {params['inference_backend']!r}: {exc}; "
+                "use inference_backend:=torch or auto"
+            ) from exc
+        self.log.info(f"inference backend: {predictor.describe()}")
+        return predictor
+
     def _warm_up(self) -> None:
         """One inference on a blank observation so the first real one is not slow."""
         from robot_policy_ros.policies.base import Observation
@@ -293,7 +319,7 @@ class PolicyNode(ManagedNode):
         obs = Observation(images=images, joint_positions=np.zeros(len(self.joint_names)))
         t0 = time.perf_counter()
         try:
-            self.policy.predict_chunk(obs)
+            self.predictor.predict_chunk(obs)
         except (ValueError, RuntimeError) as exc:
             raise ConfigurationError(f"the checkpoint cannot run inference: {exc}") from exc
         finally:
@@ -309,6 +335,7 @@ class PolicyNode(ManagedNode):
             self.destroy_timer(timer)
         self._subs, self._pubs, self._timers = [], [], []
         self.policy = None
+        self.predictor = None
         self._configured = False
         self.state = "unconfigured"
 
@@ -453,7 +480,7 @@ class PolicyNode(ManagedNode):
             return False
         obs = Observation(images=images, joint_positions=gate.joints, stamp=gate.stamp)
         t0 = time.perf_counter()
-        chunk = self.policy.predict_chunk(obs)
+        chunk = self.predictor.predict_chunk(obs)
         self.latency.add(time.perf_counter() - t0)
         chunk = np.asarray(chunk, dtype=np.float64)
         expected = (self.policy.chunk_size, len(self.joint_names))

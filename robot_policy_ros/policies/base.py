@@ -309,13 +309,13 @@ class Policy(nn.Module):
             self._stage_state_np[n - 1] = q
         self._frames_seen += 1
 
-    def predict_chunk(self, obs: Observation) -> np.ndarray:
-        """(chunk_size, J) float64 joint targets for ``obs``; action i is for stamp + i/fps.
+    def stage_observation(self, obs: Observation) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Validate ``obs`` and push it into the observation history; return the history.
 
-        Raises ValueError on a missing camera, a wrong image shape/dtype or bad joint
-        positions, and RuntimeError if the module is in training mode (call ``eval()``).
-        Not re-entrant: the input buffers and the observation history are shared, so call
-        it from one thread at a time.
+        Returns (camera -> uint8 (n_obs, H, W, 3), float32 (n_obs, J) joint units), oldest
+        frame first: views of the reused host buffers, valid until the next call. Shared by
+        predict_chunk and the exported-model backends (robot_policy_ros.inference), so that
+        validation and history behave the same whatever runs the network.
         """
         if self.training:
             raise RuntimeError("predict_chunk needs eval mode: call policy.eval() first")
@@ -328,18 +328,46 @@ class Policy(nn.Module):
             self._allocate_buffers(device)
             self._on_runtime_change()
         self._push_observation(obs, q)
+        return self._stage_img_np, self._stage_state_np
+
+    def prepare_inputs(
+        self, images: dict[str, torch.Tensor], state: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """History tensors -> network inputs (the first step of the exported graphs too).
+
+        images[cam]: uint8 (n_obs, H, W, 3); state: (n_obs, J) joint units. Returns
+        images[cam] (1, n_obs, 3, H, W) in [0, 1] in the network dtype and the normalised
+        float32 state (1, n_obs, J).
+        """
+        out = {
+            name: buf.permute(0, 3, 1, 2).unsqueeze(0).to(self._runtime_dtype).div_(255.0)
+            for name, buf in images.items()
+        }
+        return out, self.normalizer.normalize_state(state.unsqueeze(0))
+
+    def chunk_from_history(
+        self, images: dict[str, torch.Tensor], state: torch.Tensor
+    ) -> torch.Tensor:
+        """History tensors (see prepare_inputs) -> (chunk_size, J) float32 joint targets."""
+        imgs, norm_state = self.prepare_inputs(images, state)
+        actions = self._predict_normalized(imgs, norm_state)  # (1, chunk, J) normalised
+        return self.normalizer.unnormalize_action(actions)[0]
+
+    def predict_chunk(self, obs: Observation) -> np.ndarray:
+        """(chunk_size, J) float64 joint targets for ``obs``; action i is for stamp + i/fps.
+
+        Raises ValueError on a missing camera, a wrong image shape/dtype or bad joint
+        positions, and RuntimeError if the module is in training mode (call ``eval()``).
+        Not re-entrant: the input buffers and the observation history are shared, so call
+        it from one thread at a time.
+        """
+        self.stage_observation(obs)
         with torch.inference_mode():
-            if device.type != "cpu":
+            if self._buffers_device is not None and self._buffers_device.type != "cpu":
                 for name, host in self._stage_img.items():
                     self._dev_img[name].copy_(host, non_blocking=True)
                 self._dev_state.copy_(self._stage_state, non_blocking=True)
-            images = {
-                name: buf.permute(0, 3, 1, 2).unsqueeze(0).to(self._runtime_dtype).div_(255.0)
-                for name, buf in self._dev_img.items()
-            }  # (1, n_obs, 3, H, W) in [0, 1]
-            state = self.normalizer.normalize_state(self._dev_state.unsqueeze(0))
-            actions = self._predict_normalized(images, state)  # (1, chunk, J) normalised
-            out = self.normalizer.unnormalize_action(actions)[0]
+            out = self.chunk_from_history(self._dev_img, self._dev_state)
             return out.to("cpu", torch.float64).numpy()
 
     def _predict_normalized(

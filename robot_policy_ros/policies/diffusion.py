@@ -280,10 +280,25 @@ class DiffusionPolicy(Policy):
     def _predict_normalized(
         self, images: dict[str, torch.Tensor], state: torch.Tensor
     ) -> torch.Tensor:
-        c = self.config
-        device = state.device
-        b = state.shape[0]
         cond = self._global_cond(images, state)
+        return self.denoise(cond, lambda x, t: self.unet(x.to(self._runtime_dtype), t, cond))
+
+    def global_cond_from_history(
+        self, images: dict[str, torch.Tensor], state: torch.Tensor
+    ) -> torch.Tensor:
+        """History tensors (see Policy.prepare_inputs) -> (1, global_cond_dim) conditioning."""
+        return self._global_cond(*self.prepare_inputs(images, state))
+
+    def denoise(self, cond: torch.Tensor, eps_fn) -> torch.Tensor:
+        """The DDIM sampler loop: (B, G) cond -> (B, n_action_steps, J) normalised actions.
+
+        ``eps_fn(sample (B, horizon, J) float32, t (B,) int64)`` returns the U-Net output;
+        the torch path passes the U-Net, the exported backends their denoiser graph, so the
+        noise (seeded generator), timesteps and scheduler arithmetic are shared.
+        """
+        c = self.config
+        device = cond.device
+        b = cond.shape[0]
         shape = (b, c.horizon, c.num_joints)
         if (
             self._sample_buf is None
@@ -300,7 +315,7 @@ class DiffusionPolicy(Policy):
         sample = torch.randn(shape, generator=self._generator, device=device, out=self._sample_buf)
         for i, t in enumerate(self.sampler.timesteps):
             t_batch = self._timesteps_dev[i].expand(b)
-            eps = self.unet(sample.to(self._runtime_dtype), t_batch, cond).float()
+            eps = eps_fn(sample, t_batch).float()
             sample = self.sampler.step(eps, int(t), sample).prev_sample
         start = c.n_obs_steps - 1
         return sample[:, start : start + c.n_action_steps]

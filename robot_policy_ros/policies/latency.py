@@ -46,6 +46,13 @@ def add_benchmark_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="hyper-parameter override (JSON)"
     )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="who runs the network (robot_policy_ros.inference; default auto: the faster "
+        "installed one that matches torch)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per family")
 
 
@@ -60,21 +67,27 @@ def random_observation(policy: Policy, rng: np.random.Generator, stamp: float = 
     return Observation(images=images, joint_positions=q, stamp=stamp)
 
 
-def measure_latency(policy: Policy, runs: int = 20, warmup: int = 3, seed: int = 0) -> dict:
-    """Median/p95/mean latency (ms) of predict_chunk over ``runs`` calls after ``warmup``."""
+def measure_latency(
+    policy: Policy, runs: int = 20, warmup: int = 3, seed: int = 0, predictor: Any = None
+) -> dict:
+    """Median/p95/mean latency (ms) of predict_chunk over ``runs`` calls after ``warmup``.
+
+    ``predictor``: a robot_policy_ros.inference predictor of ``policy`` (default: torch).
+    """
     rng = np.random.default_rng(seed)
+    run = predictor if predictor is not None else policy
     obs = [random_observation(policy, rng, i / policy.fps) for i in range(4)]
     policy.eval()
-    policy.reset()
+    run.reset()
     cuda = policy.device.type == "cuda"
     for i in range(warmup):
-        policy.predict_chunk(obs[i % len(obs)])
+        run.predict_chunk(obs[i % len(obs)])
     times = []
     for i in range(runs):
         if cuda:
             torch.cuda.synchronize(policy.device)
         t0 = time.perf_counter()
-        policy.predict_chunk(obs[i % len(obs)])  # returns numpy: already synchronised
+        run.predict_chunk(obs[i % len(obs)])  # returns numpy: already synchronised
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
     p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
@@ -97,6 +110,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed arguments; prints one line per family."""
     from robot_policy_ros.checkpoint import load_checkpoint
     from robot_policy_ros.cli import _parse_set
+    from robot_policy_ros.inference import make_predictor
+    from robot_policy_ros.inference.export import cache_dir_for
     from robot_policy_ros.policies.factory import make_policy
 
     if args.runs < 1 or args.warmup < 0:
@@ -129,7 +144,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             family_overrides = {k: v for k, v in overrides.items() if k in fields}
             policy = make_policy(name, joints, cams, seed=0, **family_overrides).eval()
             policy.to_runtime(args.device, args.dtype)
-        result = measure_latency(policy, runs=args.runs, warmup=args.warmup)
+        source = name if args.checkpoint else None
+        predictor = make_predictor(policy, args.backend, cache_dir=cache_dir_for(source))
+        result = measure_latency(policy, runs=args.runs, warmup=args.warmup, predictor=predictor)
         shapes = sorted(set(policy.image_shapes.values()))
         row = {
             "policy": policy.policy_type,
@@ -142,6 +159,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             "threads": torch.get_num_threads(),
             "device": str(policy.device),
             "dtype": str(policy.runtime_dtype).removeprefix("torch."),
+            "backend": predictor.name,
+            "backend_note": predictor.note,
             **result,
         }
         if policy.policy_type == "diffusion":
@@ -153,7 +172,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                 f" ddim_steps {row['num_inference_steps']}" if "num_inference_steps" in row else ""
             )
             print(
-                f"{row['policy']:<10} image {row['image_size']} cameras {row['cameras']} "
+                f"{row['policy']:<10} {row['backend']:<11} image {row['image_size']} "
+                f"cameras {row['cameras']} "
                 f"threads {row['threads']} params {row['parameters'] / 1e6:.1f}M "
                 f"chunk {row['chunk_size']}{extra}: median {row['median_ms']:.1f} ms, "
                 f"p95 {row['p95_ms']:.1f} ms over {row['runs']} runs "

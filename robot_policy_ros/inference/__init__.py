@@ -1,0 +1,21 @@
+"""Inference backends: who runs a policy's network (torch, or an exported ONNX graph).
+
+- :mod:`robot_policy_ros.inference.export`: builds ONNX graphs from a loaded policy (the
+  weights checked against the checkpoint's sha256 at load), caches them next to the
+  checkpoint or in the user cache folder, keyed by the hash of the weights, buffers and
+  config, and re-verifies that hash before any cached graph is used.
+- :mod:`robot_policy_ros.inference.backends`: predictors with the same ``predict_chunk``
+  contract as :class:`~robot_policy_ros.policies.base.Policy`, and ``make_predictor`` which
+  picks one by name (``auto``: the fastest installed backend whose outputs match torch).
+
+onnx / onnxruntime are optional: without them ``auto`` falls back to torch.
+"""
+
+from robot_policy_ros.inference.backends import (
+    BACKENDS,
+    Predictor,
+    available_backends,
+    make_predictor,
+)
+
+__all__ = ["BACKENDS", "Predictor", "available_backends", "make_predictor"]

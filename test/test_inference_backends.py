@@ -1,0 +1,144 @@
+"""Inference backends: ONNX Runtime equals torch, the export cache is trusted only by hash.
+
+Tiny models (tiny_cnn, see test_policies) so the exports take about a second each.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_policies import observation, tiny_policy
+
+from robot_policy_ros.inference import backends, export
+from robot_policy_ros.inference.backends import OnnxRuntimePredictor, Predictor, make_predictor
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _chunks(predictor: Predictor, n: int = 3) -> list[np.ndarray]:
+    """Chunks for a fixed sequence of observations from a fresh history."""
+    predictor.reset()
+    out = [predictor.predict_chunk(observation(predictor.policy, seed=i)) for i in range(n)]
+    predictor.reset()
+    return out
+
+
+@pytest.mark.parametrize("family", ["mlp", "act", "diffusion"])
+def test_onnxruntime_chunks_equal_torch_within_1e4(family: str, tmp_path) -> None:
+    cams = {"front": (32, 32), "wrist": (24, 40)} if family != "diffusion" else None
+    policy = tiny_policy(family, cameras=cams).eval()
+    ort_pred = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    expected = _chunks(Predictor(policy))
+    got = _chunks(ort_pred)
+    for e, g in zip(expected, got, strict=True):
+        assert g.shape == (policy.chunk_size, policy.num_joints) and g.dtype == np.float64
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-4)
+    # the history matters (diffusion reads two frames): different inputs, different chunks
+    assert not np.allclose(got[0], got[1])
+
+
+def test_onnxruntime_predictor_validates_like_torch(tmp_path) -> None:
+    policy = tiny_policy("mlp").eval()
+    pred = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    obs = observation(policy)
+    obs.images["front"] = obs.images["front"][:16]
+    with pytest.raises(ValueError, match="image shape"):
+        pred.predict_chunk(obs)
+
+
+def test_cached_graph_is_reused_when_its_hash_matches(tmp_path) -> None:
+    policy = tiny_policy("act").eval()
+    first = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    assert "chunk exported" in first.note
+    second = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    assert "chunk cached" in second.note
+    assert second.files == first.files
+
+
+def test_tampered_cached_graph_is_rebuilt_not_used(tmp_path) -> None:
+    policy = tiny_policy("mlp").eval()
+    path = OnnxRuntimePredictor(policy, cache_dir=tmp_path).files["chunk"]
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # flip bits inside the last initializer
+    path.write_bytes(bytes(data))
+    pred = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    assert "does not match its recorded sha256" in pred.note
+    np.testing.assert_allclose(_chunks(pred)[0], _chunks(Predictor(policy))[0], atol=1e-4)
+
+
+def test_cache_of_other_weights_is_not_used(tmp_path) -> None:
+    policy = tiny_policy("mlp").eval()
+    old = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    with torch.no_grad():
+        policy.head[-1].bias.add_(0.5)
+    new = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    assert new.files["chunk"] != old.files["chunk"] and "chunk exported" in new.note
+    np.testing.assert_allclose(_chunks(new)[0], _chunks(Predictor(policy))[0], atol=1e-4)
+
+
+def test_sidecar_naming_other_weights_forces_rebuild(tmp_path) -> None:
+    policy = tiny_policy("mlp").eval()
+    path = OnnxRuntimePredictor(policy, cache_dir=tmp_path).files["chunk"]
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["digest"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    assert "built from other weights" in OnnxRuntimePredictor(policy, cache_dir=tmp_path).note
+
+
+def test_digest_changes_with_normalisation_stats() -> None:
+    policy = tiny_policy("mlp").eval()
+    before = export.policy_digest(policy)
+    with torch.no_grad():
+        policy.normalizer.action_offset.add_(1.0)
+    assert export.policy_digest(policy) != before
+
+
+def test_cache_beside_checkpoint_or_in_user_cache(tmp_path, monkeypatch) -> None:
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    assert export.cache_dir_for(ckpt) == ckpt / export.CACHE_FOLDER
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    # a folder that cannot be written (here: does not exist) -> the user cache
+    user = tmp_path / "xdg" / "robot_policy_ros"
+    assert export.cache_dir_for(tmp_path / "missing" / "ckpt") == user
+    assert export.cache_dir_for(None) == user
+
+
+def test_auto_falls_back_to_torch_when_onnxruntime_is_not_installed(monkeypatch) -> None:
+    policy = tiny_policy("mlp").eval()
+    monkeypatch.setattr(backends, "available_backends", lambda: ["torch"])
+    pred = make_predictor(policy, "auto")
+    assert pred.name == "torch" and "not installed" in pred.note
+    with pytest.raises(ValueError, match="not installed"):
+        make_predictor(policy, "onnxruntime")
+
+
+def test_auto_picks_a_backend_that_matches_torch(tmp_path) -> None:
+    policy = tiny_policy("act").eval()
+    pred = make_predictor(policy, "auto", cache_dir=tmp_path)
+    assert pred.name in ("torch", "onnxruntime") and pred.note.startswith("auto:")
+    np.testing.assert_allclose(_chunks(pred)[0], _chunks(Predictor(policy))[0], atol=1e-4)
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown inference backend 'tensorrt'"):
+        make_predictor(tiny_policy("mlp").eval(), "tensorrt")
+
+
+def test_onnxruntime_refuses_half_precision(tmp_path) -> None:
+    policy = tiny_policy("mlp").eval()
+    policy._set_runtime(torch.device("cpu"), torch.bfloat16)
+    with pytest.raises(ValueError, match="float32 only"):
+        make_predictor(policy, "onnxruntime", cache_dir=tmp_path)
