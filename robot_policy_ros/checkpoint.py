@@ -30,9 +30,18 @@ from robot_policy_ros.checkpoint_config import (
     read_checkpoint_config,
     resolve_checkpoint_dir,
 )
+from robot_policy_ros.checkpoint_files import (
+    MAX_WEIGHTS_BYTES,
+    TensorEntry,
+    open_checkpoint_file,
+    read_safetensors_header,
+)
 from robot_policy_ros.policies.base import Policy, check_device_dtype, parse_dtype
 from robot_policy_ros.policies.config import CONFIG_CLASSES
 from robot_policy_ros.policies.factory import build_policy
+
+# Parameters + buffers a loaded model may have (ResNet18 ACT is ~5e7); bounds the allocation.
+MAX_PARAMETERS = 1_000_000_000
 
 __all__ = [
     "CheckpointError",
@@ -133,7 +142,16 @@ def save_checkpoint(
     return out
 
 
-def _read_weights(directory: Path, config: CheckpointConfig) -> dict[str, torch.Tensor]:
+def _read_weights(
+    directory: Path, config: CheckpointConfig, expected: dict[str, tuple[str, tuple[int, ...]]]
+) -> dict[str, torch.Tensor]:
+    """Hash-check, header-check and load the weights; ``expected``: name -> (kind, shape).
+
+    The file is opened once with the checks of checkpoint_files (regular file inside the
+    directory, size bound, no pickle magic); its sha256 and its safetensors header are read
+    from that descriptor, and the header must declare exactly the model's tensors and
+    shapes before the safetensors library is allowed to map it.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -150,18 +168,81 @@ def _read_weights(directory: Path, config: CheckpointConfig) -> dict[str, torch.
             f"{weights['file']!r}; pickle-based weight files are never loaded"
         )
     path = directory / WEIGHTS_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing")
-    digest = file_sha256(path)
+    fd, size = open_checkpoint_file(directory, WEIGHTS_FILE, MAX_WEIGHTS_BYTES)
+    try:
+        header = read_safetensors_header(fd, size, str(path))
+        os.lseek(fd, 0, os.SEEK_SET)
+        h = hashlib.sha256()
+        for block in iter(lambda: os.read(fd, 1 << 20), b""):
+            h.update(block)
+        digest = h.hexdigest()
+    finally:
+        os.close(fd)
     if digest != weights["sha256"]:
         raise CheckpointError(
             f"{path} does not match the sha256 recorded in config.json (file {digest[:12]}..., "
             f"recorded {str(weights['sha256'])[:12]}...): the weights were modified or corrupted"
         )
+    _check_header_against_model(path, header, expected)
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is not a valid safetensors file: {exc}") from None
+
+
+def _check_header_against_model(
+    path: Path, header: dict[str, TensorEntry], expected: dict[str, tuple[str, tuple[int, ...]]]
+) -> None:
+    """The header must declare the model's tensors: same names, shapes, float-ness."""
+    found = {name: (e.dtype in _FLOAT_DTYPES, e.shape) for name, e in header.items()}
+    want = {name: (kind == "float", shape) for name, (kind, shape) in expected.items()}
+    problems = []
+    missing = sorted(set(want) - set(found))
+    extra = sorted(set(found) - set(want))
+    if missing:
+        problems.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if extra:
+        problems.append(f"unexpected keys {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    for key in sorted(set(want) & set(found)):
+        if found[key][1] != want[key][1]:
+            problems.append(
+                f"{key!r} has shape {found[key][1]} in the file, the model expects {want[key][1]}"
+            )
+        elif found[key][0] != want[key][0]:
+            problems.append(f"{key!r} has dtype {header[key].dtype}, the model expects another")
+    if problems:
+        shown = "; ".join(problems[:6]) + (" ..." if len(problems) > 6 else "")
+        raise CheckpointError(
+            f"{path}: weights do not match the model described by config.json: {shown}"
+        )
+
+
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E5M2", "F8_E4M3"})
+
+
+def _expected_tensors(
+    directory: Path, policy_config: Any, config: CheckpointConfig
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the model's state dict, built on the meta device (no memory).
+
+    Refuses a model over MAX_PARAMETERS before any real allocation: hyperparameters such as
+    hidden sizes of 10^6 would otherwise allocate 10^12 floats while building.
+    """
+    try:
+        with torch.device("meta"):
+            shadow = build_policy(policy_config, stats=config.normalization, limits=config.limits)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{directory}: cannot build the model: {exc}") from None
+    state = shadow.state_dict()
+    total = sum(t.numel() for t in state.values())
+    if total > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE}: the hyperparameters describe a model with {total} "
+            f"parameters and buffers (limit {MAX_PARAMETERS}); refused before allocating it"
+        )
+    return {
+        k: ("float" if t.is_floating_point() else "other", tuple(t.shape)) for k, t in state.items()
+    }
 
 
 def _check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
@@ -205,7 +286,8 @@ def load_config_and_weights(path: str | Path) -> tuple[CheckpointConfig, Policy]
                 f"{directory / CONFIG_FILE}: {attr} is {getattr(config, attr)} but the "
                 f"hyperparameters give {getattr(policy_config, attr)}"
             )
-    tensors = _read_weights(directory, config)
+    expected = _expected_tensors(directory, policy_config, config)
+    tensors = _read_weights(directory, config, expected)
     try:
         policy = build_policy(policy_config, stats=config.normalization, limits=config.limits)
     except (TypeError, ValueError) as exc:

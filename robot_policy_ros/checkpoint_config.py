@@ -40,12 +40,20 @@ from typing import Any
 
 import numpy as np
 
+from robot_policy_ros.checkpoint_files import CheckpointError, read_json_file
+
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 POLICY_TYPES = ("mlp", "act", "diffusion")
 IMAGE_ENCODINGS = ("rgb8",)
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+# Checked before anything is allocated from these numbers (10^6 joints are refused here,
+# not by running out of memory while building the model).
+MAX_JOINTS = 256
+MAX_CAMERAS = 16
+MAX_CHUNK_SIZE = 10_000
+MAX_OBS_STEPS = 64
 
 _TOP_LEVEL_KEYS = (
     "format_version",
@@ -62,10 +70,6 @@ _TOP_LEVEL_KEYS = (
     "weights",
 )
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
 def _float_list(value: Any, what: str, length: int | None = None) -> np.ndarray:
@@ -414,12 +418,20 @@ class CheckpointConfig:
             )
         if not isinstance(self.joint_names, list) or not self.joint_names:
             raise CheckpointError("joint_names must be a non-empty list")
+        if len(self.joint_names) > MAX_JOINTS:
+            raise CheckpointError(
+                f"joint_names lists {len(self.joint_names)} joints (limit {MAX_JOINTS})"
+            )
         for name in self.joint_names:
             check_name(name, "joint name")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise CheckpointError(f"joint_names has duplicates: {self.joint_names}")
         if not isinstance(self.cameras, list) or not self.cameras:
             raise CheckpointError("cameras must be a non-empty list")
+        if len(self.cameras) > MAX_CAMERAS:
+            raise CheckpointError(
+                f"cameras lists {len(self.cameras)} cameras (limit {MAX_CAMERAS})"
+            )
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise CheckpointError(f"camera names have duplicates: {names}")
@@ -431,10 +443,10 @@ class CheckpointConfig:
         ):
             raise CheckpointError(f"fps must be a positive finite number, got {self.fps!r}")
         self.fps = float(self.fps)
-        for attr in ("chunk_size", "n_obs_steps"):
+        for attr, high in (("chunk_size", MAX_CHUNK_SIZE), ("n_obs_steps", MAX_OBS_STEPS)):
             v = getattr(self, attr)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise CheckpointError(f"{attr} must be a positive integer, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= high:
+                raise CheckpointError(f"{attr} must be an integer in [1, {high}], got {v!r}")
         n = len(self.joint_names)
         if self.limits.num_joints != n:
             raise CheckpointError(
@@ -517,9 +529,13 @@ class CheckpointConfig:
         joints = data["joint_names"]
         if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
             raise CheckpointError("joint_names must be a list of strings")
+        if len(joints) > MAX_JOINTS:
+            raise CheckpointError(f"joint_names lists {len(joints)} joints (limit {MAX_JOINTS})")
         cams = data["cameras"]
         if not isinstance(cams, list):
             raise CheckpointError("cameras must be a list")
+        if len(cams) > MAX_CAMERAS:
+            raise CheckpointError(f"cameras lists {len(cams)} cameras (limit {MAX_CAMERAS})")
         n = len(joints)
         return cls(
             format_version=version,
@@ -554,10 +570,6 @@ def dumps_compact(obj: Any, indent: int = 2, _level: int = 0) -> str:
         items = [f"{inner}{dumps_compact(v, indent, _level + 1)}" for v in obj]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
     return json.dumps(obj, allow_nan=False)
-
-
-def _reject_constant(token: str) -> float:
-    raise CheckpointError(f"config.json contains {token}, which is not valid JSON")
 
 
 def refuse_pickle_path(path: Path) -> None:
@@ -600,14 +612,8 @@ def read_checkpoint_config(path: str | Path) -> CheckpointConfig:
     """Read and validate ``config.json`` of the checkpoint at ``path`` (directory or file)."""
     directory = resolve_checkpoint_dir(path)
     cfg_path = directory / CONFIG_FILE
-    try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"cannot read {cfg_path}: {exc}") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from None
+    # Regular file inside the directory (no symlink), size-bounded before parsing, no pickle.
+    data = read_json_file(directory, CONFIG_FILE)
     try:
         return CheckpointConfig.from_dict(data)
     except CheckpointError as exc:

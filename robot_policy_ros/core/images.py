@@ -27,6 +27,30 @@ _RAW_ENCODINGS: dict[str, tuple[int, int | None]] = {
 }
 
 SUPPORTED_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
+# Multi-byte encodings are refused by name (their byte order, is_bigendian, would matter).
+_WIDE_ENCODINGS = frozenset(
+    {
+        "mono16",
+        "rgb16",
+        "bgr16",
+        "rgba16",
+        "bgra16",
+        "16uc1",
+        "16uc3",
+        "16uc4",
+        "16sc1",
+        "32fc1",
+        "32fc3",
+        "32sc1",
+        "64fc1",
+    }
+)
+
+# A frame larger than this is refused before it is decoded or allocated: 4096 x 4096 covers
+# 4K cameras; a tiny PNG/JPEG that declares a larger image (a decompression bomb) never
+# reaches the decoder.
+MAX_IMAGE_PIXELS = 4096 * 4096
+MAX_IMAGE_SIDE = 8192
 
 
 class ImageDecodeError(ValueError):
@@ -60,6 +84,7 @@ def raw_to_rgb(
     step: int,
     data: Any,
     size: tuple[int, int] | None = None,
+    is_bigendian: bool = False,
 ) -> np.ndarray:
     """Decode the fields of a ``sensor_msgs/Image`` into uint8 RGB of shape (H, W, 3).
 
@@ -70,11 +95,20 @@ def raw_to_rgb(
         step: bytes per row (may include padding beyond ``width * channels``).
         data: the pixel buffer (bytes, bytearray, array.array('B') or a uint8 array).
         size: (height, width) to resize to; None keeps the image size.
+        is_bigendian: the message's flag; irrelevant for the 8-bit encodings accepted here,
+            named in the refusal of 16/32-bit encodings.
 
     Raises:
-        ImageDecodeError: unsupported encoding, or a buffer that does not match the sizes.
+        ImageDecodeError: unsupported encoding, zero or over-large sizes, ``step`` smaller
+        than ``width * channels``, or ``data`` that is not exactly ``step * height`` bytes.
     """
     key = encoding.lower()
+    if key in _WIDE_ENCODINGS:
+        order = "big-endian" if is_bigendian else "little-endian"
+        raise ImageDecodeError(
+            f"image encoding '{encoding}' ({order} multi-byte pixels) is not supported; "
+            f"supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
     if key not in _RAW_ENCODINGS:
         raise ImageDecodeError(
             f"unsupported image encoding '{encoding}'; supported: {', '.join(SUPPORTED_ENCODINGS)}"
@@ -83,13 +117,16 @@ def raw_to_rgb(
     channels, conversion = _RAW_ENCODINGS[key]
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"image has no pixels: height={height}, width={width}")
+    _check_dimensions(width, height, "image")
     row_bytes = width * channels
     if step < row_bytes:
         raise ImageDecodeError(
             f"image step {step} is smaller than width*channels = {width}*{channels} = {row_bytes}"
         )
     buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size < step * height:
+    if buffer.size != step * height:
+        # Shorter cannot be decoded; longer means the sizes lie (or the publisher is broken):
+        # either way no part of it becomes an observation.
         raise ImageDecodeError(
             f"image data has {buffer.size} bytes, expected step*height = {step}*{height} = "
             f"{step * height} for a {width}x{height} {encoding} image"
@@ -107,19 +144,106 @@ def raw_to_rgb(
     return image
 
 
+def _check_dimensions(width: int, height: int, what: str) -> None:
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise ImageDecodeError(
+            f"{what} declares {width}x{height} pixels, over the limit ({MAX_IMAGE_SIDE} per "
+            f"side, {MAX_IMAGE_PIXELS} in all); refused before decoding"
+        )
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic variants).
+_JPEG_SOF = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
+
+
+def _png_size(buf: bytes) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, which the PNG spec requires to come first."""
+    if len(buf) < 33 or buf[12:16] != b"IHDR" or int.from_bytes(buf[8:12], "big") != 13:
+        raise ImageDecodeError("PNG has no IHDR header chunk (corrupt or truncated)")
+    if not buf.endswith(_PNG_IEND):
+        raise ImageDecodeError("PNG does not end with an IEND chunk (truncated)")
+    return int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+
+
+def _jpeg_size(buf: bytes) -> tuple[int, int]:
+    """(width, height) from the first start-of-frame segment, walking the marker segments."""
+    if not buf.endswith(b"\xff\xd9"):
+        raise ImageDecodeError("JPEG does not end with an EOI marker (truncated)")
+    i, n = 2, len(buf)
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            raise ImageDecodeError(f"JPEG marker expected at byte {i} (corrupt header)")
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2 : i + 4], "big")
+        if length < 2:
+            raise ImageDecodeError(f"JPEG segment at byte {i} has length {length} (corrupt)")
+        if marker in _JPEG_SOF:
+            if i + 9 > n:
+                break
+            height = int.from_bytes(buf[i + 5 : i + 7], "big")
+            width = int.from_bytes(buf[i + 7 : i + 9], "big")
+            return width, height
+        if marker in (0xDA, 0xD9):  # scan data or end before any frame header
+            break
+        i += 2 + length
+    raise ImageDecodeError("JPEG has no frame header before its data (corrupt or truncated)")
+
+
+def compressed_image_size(data: Any) -> tuple[str, int, int]:
+    """(format, width, height) read from the header of PNG or JPEG bytes, nothing decoded.
+
+    Raises ImageDecodeError for any other format, a missing/corrupt header, a truncated
+    file (no PNG IEND / JPEG EOI at the end), zero sizes, or sizes over the limits.
+    """
+    buf = bytes(memoryview(data).cast("B")) if not isinstance(data, bytes) else data
+    if not buf:
+        raise ImageDecodeError("compressed image has no data")
+    if buf.startswith(_PNG_SIGNATURE):
+        fmt, (width, height) = "PNG", _png_size(buf)
+    elif buf.startswith(b"\xff\xd8"):
+        fmt, (width, height) = "JPEG", _jpeg_size(buf)
+    else:
+        raise ImageDecodeError(
+            f"compressed image ({len(buf)} bytes) is neither PNG nor JPEG (first bytes "
+            f"{buf[:8].hex()})"
+        )
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{fmt} declares no pixels: {width}x{height}")
+    _check_dimensions(width, height, fmt)
+    return fmt, width, height
+
+
 def compressed_to_rgb(data: Any, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode JPEG/PNG bytes (``sensor_msgs/CompressedImage.data``) into uint8 RGB (H, W, 3).
 
+    The header is read first (:func:`compressed_image_size`): other formats, truncated
+    files and images over MAX_IMAGE_PIXELS are refused before the decoder allocates
+    anything, and the decoded size must equal the declared one.
+
     Raises:
-        ImageDecodeError: empty or undecodable data.
+        ImageDecodeError: empty, non-PNG/JPEG, truncated, over-large or undecodable data.
     """
+    fmt, width, height = compressed_image_size(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size == 0:
-        raise ImageDecodeError("compressed image has no data")
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise ImageDecodeError(
-            f"could not decode the compressed image ({buffer.size} bytes); expected JPEG or PNG"
+            f"could not decode the compressed {fmt} image ({buffer.size} bytes): corrupt data"
+        )
+    if image.shape[:2] != (height, width):
+        raise ImageDecodeError(
+            f"{fmt} decoded to {image.shape[1]}x{image.shape[0]} but its header declares "
+            f"{width}x{height}"
         )
     if size is not None:
         image = resize_rgb(image, size)

@@ -214,6 +214,7 @@ class PolicyNode(ManagedNode):
         self.inference_errors = 0
         self.stale_reason = ""
         self.joint_error = ""
+        self.images_rejected = 0
         self.state = "unconfigured"
 
     # -- configuration ------------------------------------------------------------------------
@@ -472,10 +473,19 @@ class PolicyNode(ManagedNode):
                     images[name] = compressed_to_rgb(msg.data, size)
                 else:
                     images[name] = raw_to_rgb(
-                        msg.encoding, msg.height, msg.width, msg.step, msg.data, size
+                        msg.encoding,
+                        msg.height,
+                        msg.width,
+                        msg.step,
+                        msg.data,
+                        size,
+                        bool(msg.is_bigendian),
                     )
         except ImageDecodeError as exc:
-            self.state = f"bad image: {exc}"
+            # The whole observation is dropped (never a partly decoded frame); the node keeps
+            # serving and infers again from the camera's next good frame.
+            self.images_rejected += 1
+            self.state = f"bad image from camera '{name}': {exc}"
             self._log("image", "error", f"camera '{name}': {exc}")
             return False
         obs = Observation(images=images, joint_positions=gate.joints, stamp=gate.stamp)
@@ -524,6 +534,7 @@ class PolicyNode(ManagedNode):
                 "published_horizon_s": max(self._published_end - now, 0.0),
                 "stale_reason": self.stale_reason,
                 "joint_error": self.joint_error,
+                "images_rejected": self.images_rejected,
             }
         )
         for name, age in ages.items():
