@@ -246,7 +246,7 @@ def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...]
         names = tuple(cfg.joint_names)
         if getattr(cfg, "limits", None):
             try:
-                ckpt_limits = JointLimits.from_dict(cfg.joint_limits_dict()).reorder(names)
+                ckpt_limits = cfg.joint_limits()
             except (ValueError, KeyError) as exc:
                 raise ConfigurationError(
                     f"checkpoint {checkpoint!r} stores invalid joint limits: {exc}"
