@@ -11,11 +11,17 @@ Order of operations per call:
     3. limit the step from the last output to ``scale * max_velocity * dt``, where ``scale`` is
        the ramp-in factor (0 at :meth:`SafetyFilter.start`, rising linearly to 1 over
        ``ramp_in_s``; evaluated at the start of each interval, so the first output after
-       ``start`` equals the clamped measured position);
+       ``start`` equals the measured position);
     4. optionally limit the velocity change to ``max_acceleration * dt`` (with a braking cap
        ``sqrt(2 * a * distance)`` so targets are approached without large overshoot);
     5. clamp to the position limits again (only ever shortens the step, so a position limit wins
        over the acceleration limit; the velocity bound still holds).
+
+A joint measured outside its limits at :meth:`SafetyFilter.start` (a checkpoint's limits are
+only the demonstrated range plus a margin) is never snapped inside: the first output is the
+measured position, and while the last output is outside the limits that joint moves only
+inwards, at most ``bring_in_velocity`` (and its own velocity limit). It never moves further
+out. Once inside, the ordinary limits apply.
 
 A call with ``dt <= 0`` (time did not advance, or NaN) allows no motion; if time went
 backwards (e.g. a simulator reset) the filter re-anchors there and ramps in again.
@@ -68,6 +74,8 @@ class SafetyFilter:
             :meth:`start` (0 disables the ramp).
         use_acceleration_limit: also limit velocity changes by ``limits.max_acceleration``
             (ValueError if the limits have none).
+        bring_in_velocity: top speed (joint units/s) of a joint that is outside its limits,
+            moving inside (see the module docstring); finite and > 0.
 
     Counters (running, reset by :meth:`reset`): ``rejected_total`` (targets rejected as
     non-finite / wrong shape), ``clamped_total`` and ``rate_limited_total`` (calls in which at
@@ -78,10 +86,17 @@ class SafetyFilter:
     _TOL = 1e-12
 
     def __init__(
-        self, limits: JointLimits, ramp_in_s: float = 2.0, use_acceleration_limit: bool = False
+        self,
+        limits: JointLimits,
+        ramp_in_s: float = 2.0,
+        use_acceleration_limit: bool = False,
+        bring_in_velocity: float = 0.1,
     ) -> None:
         if not (math.isfinite(ramp_in_s) and ramp_in_s >= 0.0):
             raise ValueError(f"ramp_in_s must be finite and >= 0, got {ramp_in_s!r}")
+        if not (math.isfinite(bring_in_velocity) and bring_in_velocity > 0.0):
+            raise ValueError(f"bring_in_velocity must be finite and > 0, got {bring_in_velocity!r}")
+        self.bring_in_velocity = float(bring_in_velocity)
         if use_acceleration_limit and limits.max_acceleration is None:
             raise ValueError(
                 "use_acceleration_limit=True needs max_acceleration for every joint in the limits"
@@ -105,8 +120,17 @@ class SafetyFilter:
         self.rate_limited_total = 0
         self.held_total = 0
 
+    def release(self) -> None:
+        """Forget the last command but keep the counters; :meth:`start` is needed again
+        (re-anchoring on a new measured position)."""
+        self._last = None
+        self._velocity = np.zeros(len(self.limits))
+
     def start(self, measured: np.ndarray, t: float) -> None:
-        """Begin at the measured joint positions: last command = clamp(measured), ramp in.
+        """Begin at the measured joint positions: last command = measured, ramp in.
+
+        A joint outside its limits stays where it is measured; :meth:`filter` brings it inside
+        slowly (never a jump on the first tick).
 
         Raises:
             ValueError: ``measured`` non-finite or of the wrong shape, or ``t`` non-finite.
@@ -121,7 +145,7 @@ class SafetyFilter:
             raise ValueError(f"measured positions are not finite for joint(s) {bad}")
         if not math.isfinite(t):
             raise ValueError(f"start time must be finite, got {t!r}")
-        self._last = np.clip(pos, self.limits.lower, self.limits.upper)
+        self._last = pos
         self._velocity = np.zeros(len(self.limits))
         self._t_last = float(t)
         self._t_start = float(t)
@@ -133,7 +157,7 @@ class SafetyFilter:
 
     @property
     def last_command(self) -> np.ndarray | None:
-        """Copy of the last output (the clamped measured position right after start)."""
+        """Copy of the last output (the measured position right after start)."""
         return None if self._last is None else self._last.copy()
 
     def ramp_scale(self, t: float) -> float:
@@ -193,6 +217,13 @@ class SafetyFilter:
 
         wanted = goal - last
         vmax = scale * self.limits.max_velocity
+        # A joint still outside its limits (measured there at start) comes in slowly, and the
+        # final clamp below must not snap it inside: its bound is where it is now.
+        outside = (last < lower) | (last > upper)
+        if outside.any():
+            vmax = np.where(outside, np.minimum(vmax, self.bring_in_velocity), vmax)
+            lower = np.minimum(lower, last)
+            upper = np.maximum(upper, last)
         velocity = np.clip(wanted / dt, -vmax, vmax)
         if self.use_acceleration_limit:
             amax = self.limits.max_acceleration
