@@ -182,3 +182,50 @@ def test_sigterm_exits_zero(node_env, tmp_path, rclpy_context):
     out = proc.output()
     assert rc == 0, out
     assert "Traceback" not in out and "context is invalid" not in out, out
+
+
+def _checkpoint(folder, joints):
+    from robot_policy_ros.checkpoint_config import (
+        CameraSpec,
+        CheckpointConfig,
+        JointLimitsSpec,
+        NormalizationStats,
+    )
+
+    limits = JointLimitsSpec.uniform(len(joints), -1.0, 1.0, 0.5)
+    cfg = CheckpointConfig(
+        policy_type="mlp",
+        joint_names=list(joints),
+        cameras=[CameraSpec(name="front", height=8, width=8)],
+        fps=10.0,
+        chunk_size=4,
+        n_obs_steps=1,
+        limits=limits,
+        normalization=NormalizationStats.from_limits(limits),
+        hyperparameters={},
+    )
+    folder.mkdir()
+    (folder / "config.json").write_text(cfg.to_json())
+    return str(folder)
+
+
+def test_controller_order_is_the_limits_file_not_the_checkpoint(tmp_path):
+    from robot_policy_ros.nodes.command_streamer import load_joint_setup
+
+    order = ["wrist", "shoulder", "elbow"]
+    by_name = {j["name"]: j for j in LIMITS["joints"]}
+    path = write_limits(tmp_path / "limits.yaml", {"joints": [by_name[n] for n in order]})
+    names, limits = load_joint_setup(_checkpoint(tmp_path / "ckpt", JOINTS), str(path))
+    assert names == tuple(order) and limits.names == tuple(order)
+
+
+def test_different_joint_sets_refuse_naming_both_lists(tmp_path):
+    from robot_policy_ros.nodes.command_streamer import load_joint_setup
+    from robot_policy_ros.nodes.lifecycle import ConfigurationError
+
+    ckpt = _checkpoint(tmp_path / "ckpt", ["shoulder", "elbow", "gripper"])
+    path = write_limits(tmp_path / "limits.yaml")
+    with pytest.raises(ConfigurationError) as err:
+        load_joint_setup(ckpt, str(path))
+    assert "['shoulder', 'elbow', 'wrist']" in str(err.value)
+    assert "['shoulder', 'elbow', 'gripper']" in str(err.value)
