@@ -13,22 +13,30 @@ Threads:
       It never waits for a callback, inference, image conversion or logging.
 
 Behaviour per tick (in this order):
-    0. for ``e_stop_grace_s`` after activation: publish nothing (a latched e-stop needs DDS
-       discovery to arrive);
+    0. after activation: publish nothing until the e-stop input has been heard from (a
+       message, or a discovered publisher) or ``e_stop_grace_s`` has passed (logged which);
     1. e-stop latched: hold the last safe command (``e_stop_behavior`` hold) or publish
        nothing (silent);
     2. no joint state seen yet: publish nothing;
     3. joint state older than ``joint_state_timeout_s`` (by arrival time): hold the last
        command if one was sent, else publish nothing; never start or ramp blindly;
-    4. first tick with a fresh joint state: the safety filter starts at the measured
-       position and ramps its velocity limit in over ``ramp_in_s``;
+    4. first tick with a fresh joint state, the first after stale ones, or one more than
+       ``reanchor_tolerance`` from the last command: the safety filter (re)starts at the
+       measured position (a joint outside its limits comes in at ``bring_in_velocity``)
+       and ramps its velocity limit in over ``ramp_in_s``;
     5. otherwise: target = blended action for now (None if no chunk covers now -> hold,
        counted as an underrun), filtered, published.
 
 The safety filter runs on its own "safety clock", which advances every tick by the
 smallest of the ROS-clock step, the wall-clock step and two control periods: a ROS time
 jump (sim reset, clock change) or a stalled control thread can never widen the step a
-joint may take in one tick.
+joint may take in one tick. A ROS clock step backwards, or forwards beyond
+``max_clock_jump_s``, clears the buffer (no chunk observed before it runs after it) and
+re-anchors.
+
+Commands go out in the controller's joint order: the limits file's when given (it must name
+the same joints as the checkpoint), else the checkpoint's; chunks and joint states are
+mapped to it by name.
 """
 
 from __future__ import annotations
