@@ -229,3 +229,19 @@ def test_different_joint_sets_refuse_naming_both_lists(tmp_path):
         load_joint_setup(ckpt, str(path))
     assert "['shoulder', 'elbow', 'wrist']" in str(err.value)
     assert "['shoulder', 'elbow', 'gripper']" in str(err.value)
+
+
+def test_chunk_beyond_bounds_rejected(start_node, tmp_path, rclpy_context):
+    proc = _start(start_node, tmp_path, "max_chunk_points:=50", "max_chunk_duration_s:=2.0")
+    p0 = [0.1, -0.2, 0.05]
+    with FakeRobot(rclpy_context, positions=p0) as robot:
+        assert robot.wait_active("command_streamer"), proc.output()
+        far = [0.6, -0.9, 0.3]
+        robot.publish_chunk(np.tile(far, (100, 1)), JOINTS, 200.0)  # too many points
+        assert proc.wait_for_output("max_chunk_points 50", 10.0), proc.output()
+        robot.publish_chunk(np.tile(far, (41, 1)), JOINTS, 10.0)  # 4 s long
+        assert proc.wait_for_output("max_chunk_duration_s 2", 10.0), proc.output()
+        time.sleep(0.5)
+        values = robot.command_values()
+    assert len(values) > 0
+    np.testing.assert_allclose(values, np.tile(p0, (len(values), 1)), atol=1e-9)

@@ -213,6 +213,20 @@ SPECS: list[ParamSpec] = [
         max_value=60.0,
     ),
     ParamSpec(
+        "max_chunk_points",
+        1000,
+        "Chunks with more points than this are rejected (diagnostics counter chunks_rejected).",
+        min_value=2,
+        max_value=100000,
+    ),
+    ParamSpec(
+        "max_chunk_duration_s",
+        30.0,
+        "Chunks spanning more seconds than this (first to last point) are rejected.",
+        min_value=0.01,
+        max_value=3600.0,
+    ),
+    ParamSpec(
         "realtime_priority",
         10,
         "SCHED_FIFO priority of the control thread where permitted; the executor thread gets "
@@ -651,6 +665,13 @@ class CommandStreamer(ManagedNode):
         points = msg.points
         if len(points) < 2:
             raise ChunkRejectedError("bad_message", f"chunk has {len(points)} point(s), needs >= 2")
+        if len(points) > self.params["max_chunk_points"]:
+            # Checked before decoding: a flood of huge chunks must not cost the executor much.
+            raise ChunkRejectedError(
+                "too_many_points",
+                f"chunk has {len(points)} points, more than max_chunk_points "
+                f"{self.params['max_chunk_points']}",
+            )
         width = len(msg.joint_names)
         if any(len(p.positions) != width for p in points):
             raise ChunkRejectedError(
@@ -668,6 +689,13 @@ class CommandStreamer(ManagedNode):
             raise ChunkRejectedError(
                 "bad_message",
                 "chunk points must be evenly spaced in time_from_start (action i at i/fps)",
+            )
+        duration = float(offsets[-1] - offsets[0])
+        if duration > self.params["max_chunk_duration_s"]:
+            raise ChunkRejectedError(
+                "too_long",
+                f"chunk spans {duration:.3f} s, more than max_chunk_duration_s "
+                f"{self.params['max_chunk_duration_s']:g}",
             )
         now = self._ros_now()
         stamp = stamp_to_sec(msg.header.stamp)
