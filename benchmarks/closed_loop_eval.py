@@ -57,7 +57,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.limits_file:  # as command_streamer's limits_file parameter: replaces them
         limits = JointLimits.from_yaml(args.limits_file).reorder(policy.joint_names)
     else:
-        limits = JointLimits.from_dict(ckcfg.joint_limits_dict()).reorder(policy.joint_names)
+        limits = ckcfg.joint_limits().reorder(policy.joint_names)
     arm = load_arm_config(None)
     if list(arm.joint_names) != list(policy.joint_names):
         raise SystemExit(f"joint order mismatch: {arm.joint_names} vs {policy.joint_names}")

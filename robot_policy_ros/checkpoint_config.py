@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from robot_policy_ros.checkpoint_files import CheckpointError, read_json_file
+from robot_policy_ros.core.joint_limits import JointLimits
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -473,20 +474,13 @@ class CheckpointConfig:
         """Camera name -> (H, W)."""
         return {c.name: c.shape for c in self.cameras}
 
+    def joint_limits(self) -> JointLimits:
+        """The stored limits as the one :class:`JointLimits` type, by joint name."""
+        return JointLimits.from_columns(self.joint_names, self.limits.to_dict())
+
     def joint_limits_dict(self) -> dict[str, Any]:
-        """Limits in the ``JointLimits.from_dict`` schema of core/safety.py."""
-        joints = []
-        for i, name in enumerate(self.joint_names):
-            entry: dict[str, Any] = {
-                "name": name,
-                "lower": float(self.limits.lower[i]),
-                "upper": float(self.limits.upper[i]),
-                "max_velocity": float(self.limits.max_velocity[i]),
-            }
-            if self.limits.max_acceleration is not None:
-                entry["max_acceleration"] = float(self.limits.max_acceleration[i])
-            joints.append(entry)
-        return {"joints": joints}
+        """Limits in the ``JointLimits.from_dict`` schema (core/joint_limits.py)."""
+        return self.joint_limits().to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (key order as in the schema)."""

@@ -520,27 +520,12 @@ def limits_from_checkpoint(info: CheckpointInfo) -> dict[str, Any]:
             f"checkpoint config {info.path} has no 'limits'; arm:={NO_PRESET} needs them. "
             "Give an arm preset instead (arm:=<name or path>)."
         )
-    n = len(info.joint_names)
+    from robot_policy_ros.core.joint_limits import JointLimits
+
     try:
-        lower, upper, vel = (list(lim[k]) for k in ("lower", "upper", "max_velocity"))
-    except (KeyError, TypeError) as exc:
-        raise PresetError(
-            f"checkpoint config {info.path}: 'limits' needs lower, upper, max_velocity lists"
-        ) from exc
-    acc = lim.get("max_acceleration")
-    if any(len(v) != n for v in (lower, upper, vel)) or (acc is not None and len(acc) != n):
-        raise PresetError(
-            f"checkpoint config {info.path}: 'limits' lists must have {n} entries (one per joint)"
-        )
-    joints = []
-    for i, name in enumerate(info.joint_names):
-        entry = {"name": name, "lower": lower[i], "upper": upper[i], "max_velocity": vel[i]}
-        if acc is not None and acc[i] is not None:
-            entry["max_acceleration"] = acc[i]
-        joints.append(entry)
-    # Validate through the preset path so a bad checkpoint fails here, with the joint named.
-    _validate_joints(joints, f"(limits of checkpoint {info.path})")
-    return {"joints": joints}
+        return JointLimits.from_columns(info.joint_names, lim).to_dict()
+    except ValueError as exc:
+        raise PresetError(f"checkpoint config {info.path}: 'limits': {exc}") from None
 
 
 def write_limits_file(

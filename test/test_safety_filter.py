@@ -102,9 +102,42 @@ def test_clamps_to_position_limits():
     assert f.clamped_total == 1
 
 
-def test_start_clamps_measured_position_into_limits():
-    f = started(measured=[5.0, 0.0, -5.0])
-    np.testing.assert_allclose(f.last_command, [1.0, 0.0, -3.0])
+def test_start_outside_limits_never_jumps():
+    """Measured outside the limits: first output is the measured position, then a slow way in."""
+    f = SafetyFilter(limits(), ramp_in_s=0.0, bring_in_velocity=0.2)
+    f.start(np.array([1.5, 0.0, -3.4]), 0.0)
+    np.testing.assert_allclose(f.last_command, [1.5, 0.0, -3.4])
+    prev = f.last_command
+    for k in range(1, 400):
+        out, _ = f.filter(np.zeros(3), k * 0.01)
+        step = np.abs(out - prev)
+        outside = (prev < LOWER) | (prev > UPPER)
+        assert np.all(step[outside] <= 0.2 * 0.01 + 1e-12)
+        assert np.all(step <= VMAX * 0.01 + 1e-12)
+        # never further out than it already was
+        assert np.all(np.maximum(out - UPPER, 0) <= np.maximum(prev - UPPER, 0) + 1e-12)
+        assert np.all(np.maximum(LOWER - out, 0) <= np.maximum(LOWER - prev, 0) + 1e-12)
+        prev = out
+    assert np.all((prev >= LOWER) & (prev <= UPPER))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    measured=st.lists(st.floats(-6.0, 6.0), min_size=3, max_size=3),
+    target=st.lists(st.floats(-6.0, 6.0), min_size=3, max_size=3),
+    accel=st.booleans(),
+)
+def test_outside_limits_bring_in_property(measured, target, accel):
+    f = SafetyFilter(limits(accel), ramp_in_s=0.5, use_acceleration_limit=accel)
+    f.start(np.array(measured), 0.0)
+    prev = np.array(measured)
+    for k in range(1, 60):
+        out, _ = f.filter(np.array(target), k * 0.02)
+        assert np.all(np.isfinite(out))
+        assert np.all(np.abs(out - prev) <= VMAX * 0.02 + 1e-9)
+        assert np.all(out <= np.maximum(UPPER, prev) + 1e-12)
+        assert np.all(out >= np.minimum(LOWER, prev) - 1e-12)
+        prev = out
 
 
 def test_velocity_limit_caps_step():
@@ -324,13 +357,14 @@ def test_output_always_finite_within_limits_and_velocity(measured, steps, ramp_i
     t = 1.0
     f.start(np.array(measured), t)
     prev = f.last_command
-    assert np.all(prev >= LOWER) and np.all(prev <= UPPER)
+    np.testing.assert_array_equal(prev, measured)  # never a jump at start
     for target, dt in steps:
         t_new = t + dt
         out, report = f.filter(target, t_new)
         assert out.shape == (3,)
         assert np.all(np.isfinite(out))
-        assert np.all(out >= LOWER) and np.all(out <= UPPER)
+        # inside the limits, or (measured outside at start) no further out than before
+        assert np.all(out >= np.minimum(LOWER, prev)) and np.all(out <= np.maximum(UPPER, prev))
         allowed = VMAX * max(dt, 0.0)
         assert np.all(np.abs(out - prev) <= allowed * (1 + 1e-9) + 1e-12)
         if target is not None and (np.shape(target) != (3,) or not np.all(np.isfinite(target))):

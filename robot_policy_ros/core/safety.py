@@ -11,11 +11,17 @@ Order of operations per call:
     3. limit the step from the last output to ``scale * max_velocity * dt``, where ``scale`` is
        the ramp-in factor (0 at :meth:`SafetyFilter.start`, rising linearly to 1 over
        ``ramp_in_s``; evaluated at the start of each interval, so the first output after
-       ``start`` equals the clamped measured position);
+       ``start`` equals the measured position);
     4. optionally limit the velocity change to ``max_acceleration * dt`` (with a braking cap
        ``sqrt(2 * a * distance)`` so targets are approached without large overshoot);
     5. clamp to the position limits again (only ever shortens the step, so a position limit wins
        over the acceleration limit; the velocity bound still holds).
+
+A joint measured outside its limits at :meth:`SafetyFilter.start` (a checkpoint's limits are
+only the demonstrated range plus a margin) is never snapped inside: the first output is the
+measured position, and while the last output is outside the limits that joint moves only
+inwards, at most ``bring_in_velocity`` (and its own velocity limit). It never moves further
+out. Once inside, the ordinary limits apply.
 
 A call with ``dt <= 0`` (time did not advance, or NaN) allows no motion; if time went
 backwards (e.g. a simulator reset) the filter re-anchors there and ramps in again.
@@ -30,197 +36,14 @@ limit; position limits always win.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from os import PathLike
 from typing import Any
 
 import numpy as np
 
+from robot_policy_ros.core.joint_limits import JointLimits
+
 __all__ = ["JointLimits", "SafetyFilter", "SafetyReport"]
-
-
-def _as_vector(name: str, value: Any, n: int) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"JointLimits.{name} is not numeric: {value!r}") from None
-    if arr.shape != (n,):
-        raise ValueError(
-            f"JointLimits.{name} has shape {arr.shape}, expected ({n},) (one per joint)"
-        )
-    arr.setflags(write=False)
-    return arr
-
-
-@dataclass(frozen=True, eq=False)
-class JointLimits:
-    """Per-joint position, velocity and (optional) acceleration limits, in joint units.
-
-    Arrays are converted to read-only float64 vectors of length ``len(names)``. Validation
-    (``__post_init__``) raises ValueError naming the offending joint.
-    """
-
-    names: tuple[str, ...]
-    lower: np.ndarray
-    upper: np.ndarray
-    max_velocity: np.ndarray
-    max_acceleration: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        names = tuple(str(n) for n in self.names)
-        if not names:
-            raise ValueError("JointLimits needs at least one joint")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"JointLimits: duplicate joint names {dupes}")
-        object.__setattr__(self, "names", names)
-        n = len(names)
-        fields = ["lower", "upper", "max_velocity"]
-        if self.max_acceleration is not None:
-            fields.append("max_acceleration")
-        for field in fields:
-            arr = _as_vector(field, getattr(self, field), n)
-            bad = [names[i] for i in np.flatnonzero(~np.isfinite(arr))]
-            if bad:
-                raise ValueError(f"JointLimits.{field} is not finite for joint(s) {bad}")
-            object.__setattr__(self, field, arr)
-        for i, name in enumerate(names):
-            if not self.lower[i] < self.upper[i]:
-                raise ValueError(
-                    f"joint '{name}': lower limit {self.lower[i]} must be < upper {self.upper[i]}"
-                )
-            if not self.max_velocity[i] > 0:
-                raise ValueError(
-                    f"joint '{name}': max_velocity must be > 0, got {self.max_velocity[i]}"
-                )
-            if self.max_acceleration is not None and not self.max_acceleration[i] > 0:
-                raise ValueError(
-                    f"joint '{name}': max_acceleration must be > 0, got {self.max_acceleration[i]}"
-                )
-
-    def __len__(self) -> int:
-        """Number of joints."""
-        return len(self.names)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JointLimits):
-            return NotImplemented
-        if (self.max_acceleration is None) != (other.max_acceleration is None):
-            return False
-        return (
-            self.names == other.names
-            and np.array_equal(self.lower, other.lower)
-            and np.array_equal(self.upper, other.upper)
-            and np.array_equal(self.max_velocity, other.max_velocity)
-            and (
-                self.max_acceleration is None
-                or np.array_equal(self.max_acceleration, other.max_acceleration)
-            )
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable-looking array fields
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JointLimits:
-        """Build from ``{"joints": [{"name", "lower", "upper", "max_velocity",
-        "max_acceleration"?}, ...]}`` (the ``limits_file`` schema).
-
-        ``max_acceleration`` is optional, but must then be given for all joints or none
-        (a null value counts as absent).
-        """
-        if not isinstance(data, Mapping) or "joints" not in data:
-            raise ValueError("joint limits must be a mapping with a 'joints' list")
-        joints = data["joints"]
-        if not isinstance(joints, Sequence) or isinstance(joints, str) or not joints:
-            raise ValueError("joint limits: 'joints' must be a non-empty list")
-        names: list[str] = []
-        cols: dict[str, list[Any]] = {"lower": [], "upper": [], "max_velocity": []}
-        accel: list[Any] = []
-        for k, entry in enumerate(joints):
-            if not isinstance(entry, Mapping):
-                raise ValueError(f"joint limits: entry {k} is not a mapping: {entry!r}")
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"joint limits: entry {k} has no 'name'")
-            missing = [key for key in cols if entry.get(key) is None]
-            if missing:
-                raise ValueError(f"joint limits: joint '{name}' lacks {missing}")
-            names.append(name)
-            for key, col in cols.items():
-                col.append(_number(name, key, entry[key]))
-            a = entry.get("max_acceleration")
-            accel.append(None if a is None else _number(name, "max_acceleration", a))
-        without = [n for n, a in zip(names, accel, strict=True) if a is None]
-        if 0 < len(without) < len(names):
-            raise ValueError(
-                f"joint limits: max_acceleration must be given for all joints or none; "
-                f"missing for {without}"
-            )
-        return cls(
-            names=tuple(names),
-            lower=np.array(cols["lower"]),
-            upper=np.array(cols["upper"]),
-            max_velocity=np.array(cols["max_velocity"]),
-            max_acceleration=None if without else np.array(accel, dtype=np.float64),
-        )
-
-    @classmethod
-    def from_yaml(cls, path: str | PathLike[str]) -> JointLimits:
-        """Load the ``limits_file``: YAML in the :meth:`from_dict` schema."""
-        import yaml  # local: only needed when a file is read
-
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-        try:
-            return cls.from_dict(data)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The :meth:`from_dict` schema (round-trips)."""
-        joints = []
-        for i, name in enumerate(self.names):
-            entry: dict[str, Any] = {
-                "name": name,
-                "lower": float(self.lower[i]),
-                "upper": float(self.upper[i]),
-                "max_velocity": float(self.max_velocity[i]),
-            }
-            if self.max_acceleration is not None:
-                entry["max_acceleration"] = float(self.max_acceleration[i])
-            joints.append(entry)
-        return {"joints": joints}
-
-    def reorder(self, names: Sequence[str]) -> JointLimits:
-        """Limits for ``names`` in that order (a subset is fine).
-
-        Raises:
-            KeyError: naming every joint in ``names`` that these limits lack.
-        """
-        index = {n: i for i, n in enumerate(self.names)}
-        missing = [n for n in names if n not in index]
-        if missing:
-            raise KeyError(
-                f"joint limits have no entry for joint(s) {missing}; available: {list(self.names)}"
-            )
-        idx = np.array([index[n] for n in names], dtype=np.intp)
-        return JointLimits(
-            names=tuple(names),
-            lower=self.lower[idx],
-            upper=self.upper[idx],
-            max_velocity=self.max_velocity[idx],
-            max_acceleration=None if self.max_acceleration is None else self.max_acceleration[idx],
-        )
-
-
-def _number(joint: str, key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}") from None
 
 
 @dataclass
@@ -251,6 +74,8 @@ class SafetyFilter:
             :meth:`start` (0 disables the ramp).
         use_acceleration_limit: also limit velocity changes by ``limits.max_acceleration``
             (ValueError if the limits have none).
+        bring_in_velocity: top speed (joint units/s) of a joint that is outside its limits,
+            moving inside (see the module docstring); finite and > 0.
 
     Counters (running, reset by :meth:`reset`): ``rejected_total`` (targets rejected as
     non-finite / wrong shape), ``clamped_total`` and ``rate_limited_total`` (calls in which at
@@ -261,10 +86,17 @@ class SafetyFilter:
     _TOL = 1e-12
 
     def __init__(
-        self, limits: JointLimits, ramp_in_s: float = 2.0, use_acceleration_limit: bool = False
+        self,
+        limits: JointLimits,
+        ramp_in_s: float = 2.0,
+        use_acceleration_limit: bool = False,
+        bring_in_velocity: float = 0.1,
     ) -> None:
         if not (math.isfinite(ramp_in_s) and ramp_in_s >= 0.0):
             raise ValueError(f"ramp_in_s must be finite and >= 0, got {ramp_in_s!r}")
+        if not (math.isfinite(bring_in_velocity) and bring_in_velocity > 0.0):
+            raise ValueError(f"bring_in_velocity must be finite and > 0, got {bring_in_velocity!r}")
+        self.bring_in_velocity = float(bring_in_velocity)
         if use_acceleration_limit and limits.max_acceleration is None:
             raise ValueError(
                 "use_acceleration_limit=True needs max_acceleration for every joint in the limits"
@@ -288,8 +120,17 @@ class SafetyFilter:
         self.rate_limited_total = 0
         self.held_total = 0
 
+    def release(self) -> None:
+        """Forget the last command but keep the counters; :meth:`start` is needed again
+        (re-anchoring on a new measured position)."""
+        self._last = None
+        self._velocity = np.zeros(len(self.limits))
+
     def start(self, measured: np.ndarray, t: float) -> None:
-        """Begin at the measured joint positions: last command = clamp(measured), ramp in.
+        """Begin at the measured joint positions: last command = measured, ramp in.
+
+        A joint outside its limits stays where it is measured; :meth:`filter` brings it inside
+        slowly (never a jump on the first tick).
 
         Raises:
             ValueError: ``measured`` non-finite or of the wrong shape, or ``t`` non-finite.
@@ -304,7 +145,7 @@ class SafetyFilter:
             raise ValueError(f"measured positions are not finite for joint(s) {bad}")
         if not math.isfinite(t):
             raise ValueError(f"start time must be finite, got {t!r}")
-        self._last = np.clip(pos, self.limits.lower, self.limits.upper)
+        self._last = pos
         self._velocity = np.zeros(len(self.limits))
         self._t_last = float(t)
         self._t_start = float(t)
@@ -316,7 +157,7 @@ class SafetyFilter:
 
     @property
     def last_command(self) -> np.ndarray | None:
-        """Copy of the last output (the clamped measured position right after start)."""
+        """Copy of the last output (the measured position right after start)."""
         return None if self._last is None else self._last.copy()
 
     def ramp_scale(self, t: float) -> float:
@@ -376,6 +217,13 @@ class SafetyFilter:
 
         wanted = goal - last
         vmax = scale * self.limits.max_velocity
+        # A joint still outside its limits (measured there at start) comes in slowly, and the
+        # final clamp below must not snap it inside: its bound is where it is now.
+        outside = (last < lower) | (last > upper)
+        if outside.any():
+            vmax = np.where(outside, np.minimum(vmax, self.bring_in_velocity), vmax)
+            lower = np.minimum(lower, last)
+            upper = np.maximum(upper, last)
         velocity = np.clip(wanted / dt, -vmax, vmax)
         if self.use_acceleration_limit:
             amax = self.limits.max_acceleration

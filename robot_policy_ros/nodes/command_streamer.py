@@ -13,22 +13,30 @@ Threads:
       It never waits for a callback, inference, image conversion or logging.
 
 Behaviour per tick (in this order):
-    0. for ``e_stop_grace_s`` after activation: publish nothing (a latched e-stop needs DDS
-       discovery to arrive);
+    0. after activation: publish nothing until the e-stop input has been heard from (a
+       message, or a discovered publisher) or ``e_stop_grace_s`` has passed (logged which);
     1. e-stop latched: hold the last safe command (``e_stop_behavior`` hold) or publish
        nothing (silent);
     2. no joint state seen yet: publish nothing;
     3. joint state older than ``joint_state_timeout_s`` (by arrival time): hold the last
        command if one was sent, else publish nothing; never start or ramp blindly;
-    4. first tick with a fresh joint state: the safety filter starts at the measured
-       position and ramps its velocity limit in over ``ramp_in_s``;
+    4. first tick with a fresh joint state, the first after stale ones, or one more than
+       ``reanchor_tolerance`` from the last command: the safety filter (re)starts at the
+       measured position (a joint outside its limits comes in at ``bring_in_velocity``)
+       and ramps its velocity limit in over ``ramp_in_s``;
     5. otherwise: target = blended action for now (None if no chunk covers now -> hold,
        counted as an underrun), filtered, published.
 
 The safety filter runs on its own "safety clock", which advances every tick by the
 smallest of the ROS-clock step, the wall-clock step and two control periods: a ROS time
 jump (sim reset, clock change) or a stalled control thread can never widen the step a
-joint may take in one tick.
+joint may take in one tick. A ROS clock step backwards, or forwards beyond
+``max_clock_jump_s``, clears the buffer (no chunk observed before it runs after it) and
+re-anchors.
+
+Commands go out in the controller's joint order: the limits file's when given (it must name
+the same joints as the checkpoint), else the checkpoint's; chunks and joint states are
+mapped to it by name.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from typing import Any
 import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -143,8 +152,34 @@ SPECS: list[ParamSpec] = [
     ),
     ParamSpec(
         "use_acceleration_limit",
-        False,
-        "Also limit accelerations (needs max_acceleration for every joint in the limits).",
+        True,
+        "Also limit accelerations where the limits carry max_acceleration (every preset does); "
+        "limits without accelerations run with the velocity limit only (logged).",
+    ),
+    ParamSpec(
+        "bring_in_velocity",
+        0.1,
+        "Top speed (joint units/s) at which a joint measured outside its limits is brought "
+        "inside; it is never snapped in.",
+        min_value=1e-4,
+        max_value=10.0,
+    ),
+    ParamSpec(
+        "reanchor_tolerance",
+        0.25,
+        "If the measured position and the last command differ by more than this on any joint "
+        "(arm moved by hand, driver restart, sim reset), hold, restart from the measured "
+        "position and ramp in again.",
+        min_value=1e-3,
+        max_value=100.0,
+    ),
+    ParamSpec(
+        "max_clock_jump_s",
+        1.0,
+        "A ROS clock step forward by more than this (or any step backwards) clears the buffered "
+        "chunks and restarts from the measured position.",
+        min_value=0.01,
+        max_value=3600.0,
     ),
     ParamSpec(
         "e_stop_behavior",
@@ -162,11 +197,13 @@ SPECS: list[ParamSpec] = [
     ),
     ParamSpec(
         "e_stop_grace_s",
-        0.5,
-        "After activation, publish nothing for this long, so that a latched e-stop published "
-        "before the streamer started is received (DDS discovery) before anything moves.",
+        3.0,
+        "After activation, publish nothing until the e-stop input has been heard from (a "
+        "message, or a discovered publisher) or this many seconds have passed, so that a "
+        "latched e-stop published before the streamer started is honoured before anything "
+        "moves. The log says which ended the wait.",
         min_value=0.0,
-        max_value=10.0,
+        max_value=60.0,
     ),
     ParamSpec(
         "max_chunk_future_s",
@@ -174,6 +211,20 @@ SPECS: list[ParamSpec] = [
         "Chunks stamped further than this ahead of the node clock are rejected (clock mismatch).",
         min_value=0.0,
         max_value=60.0,
+    ),
+    ParamSpec(
+        "max_chunk_points",
+        1000,
+        "Chunks with more points than this are rejected (diagnostics counter chunks_rejected).",
+        min_value=2,
+        max_value=100000,
+    ),
+    ParamSpec(
+        "max_chunk_duration_s",
+        30.0,
+        "Chunks spanning more seconds than this (first to last point) are rejected.",
+        min_value=0.01,
+        max_value=3600.0,
     ),
     ParamSpec(
         "realtime_priority",
@@ -202,18 +253,27 @@ E_STOP_QOS_LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# Best effort + volatile matches every publisher (reliable or best effort, volatile or
+# transient local): teleop pendants and `ros2 topic pub --qos-reliability best_effort` too.
 E_STOP_QOS_VOLATILE = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT
 )
 # Only the newest command matters: depth 1 so a slow subscriber never gets a backlog.
 COMMAND_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
 )
 
+# After an e_stop publisher is discovered, the time its latched sample may take to arrive.
+E_STOP_SETTLE_S = 0.2
+
 # Why the GIL switch interval is lowered in this process: a thread holding the GIL keeps it
 # for up to the interval (5 ms by default) before a waiting thread gets it; the control thread
 # must never wait that long behind a callback.
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def _expected_mismatch(_event: Any) -> None:
+    """A best-effort e-stop publisher vs. the latched subscription: heard on the other one."""
 
 
 @dataclass(frozen=True)
@@ -228,8 +288,9 @@ class Measured:
 def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...], JointLimits]:
     """Joint order and limits from the checkpoint config and/or a limits YAML.
 
-    Joint order: the checkpoint's when given, else the limits file's. Limits: the file's
-    when given (reordered to the joint order), else the checkpoint's stored limits.
+    Joint order (the order of every published command): the limits file's when given (the
+    controller's order), else the checkpoint's. Limits: the file's when given, else the
+    checkpoint's stored limits. Chunks and joint states are mapped to this order by name.
 
     Raises:
         ConfigurationError: naming what is missing or inconsistent.
@@ -246,7 +307,7 @@ def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...]
         names = tuple(cfg.joint_names)
         if getattr(cfg, "limits", None):
             try:
-                ckpt_limits = JointLimits.from_dict(cfg.joint_limits_dict()).reorder(names)
+                ckpt_limits = cfg.joint_limits()
             except (ValueError, KeyError) as exc:
                 raise ConfigurationError(
                     f"checkpoint {checkpoint!r} stores invalid joint limits: {exc}"
@@ -256,15 +317,15 @@ def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...]
             file_limits = JointLimits.from_yaml(limits_file)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"parameter 'limits_file' = {limits_file!r}: {exc}") from exc
-        if names is None:
-            return file_limits.names, file_limits
-        try:
-            return names, file_limits.reorder(names)
-        except KeyError as exc:
+        # The limits file is the controller's joint order (a forward_position_controller's
+        # `joints` list): commands go out in it, chunks are mapped to it by name.
+        if names is not None and set(names) != set(file_limits.names):
             raise ConfigurationError(
-                f"parameter 'limits_file' = {limits_file!r} does not cover the checkpoint's "
-                f"joints: {exc.args[0]}"
-            ) from exc
+                f"parameter 'limits_file' = {limits_file!r} lists joints "
+                f"{list(file_limits.names)} but the checkpoint {checkpoint!r} has {list(names)}; "
+                "they must name the same joints (the order may differ)"
+            )
+        return file_limits.names, file_limits
     if ckpt_limits is not None and names is not None:
         return names, ckpt_limits
     if checkpoint:
@@ -352,6 +413,8 @@ class CommandStreamer(ManagedNode):
         self.published = 0
         self.state = "unconfigured"
         self.tick_errors = 0
+        self.reanchors = 0
+        self.time_jumps = 0
 
     def configure(self, params: dict[str, Any]) -> None:
         self.joint_names, self.limits = load_joint_setup(
@@ -368,10 +431,18 @@ class CommandStreamer(ManagedNode):
         )
         self.buffer = ChunkBuffer(self.num_joints, blend)
         try:
+            use_accel = params["use_acceleration_limit"]
+            if use_accel and self.limits.max_acceleration is None:
+                use_accel = False
+                self.log.warning(
+                    "the joint limits carry no max_acceleration: velocity limit only "
+                    "(add max_acceleration per joint to the limits file to limit acceleration)"
+                )
             self.filter = SafetyFilter(
                 self.limits,
                 ramp_in_s=params["ramp_in_s"],
-                use_acceleration_limit=params["use_acceleration_limit"],
+                use_acceleration_limit=use_accel,
+                bring_in_velocity=params["bring_in_velocity"],
             )
         except ValueError as exc:
             raise ConfigurationError(f"parameter 'use_acceleration_limit': {exc}") from exc
@@ -398,7 +469,15 @@ class CommandStreamer(ManagedNode):
                 qos_profile_sensor_data,
             ),
             # The e-stop callback is not guarded: it is simple, and must never fail silently.
-            self.create_subscription(Bool, "e_stop", self._on_e_stop, E_STOP_QOS_LATCHED),
+            # A best-effort publisher cannot match the latched (reliable) subscription; the
+            # best-effort one hears it, so that mismatch is expected and not warned about.
+            self.create_subscription(
+                Bool,
+                "e_stop",
+                self._on_e_stop,
+                E_STOP_QOS_LATCHED,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=_expected_mismatch),
+            ),
             self.create_subscription(Bool, "e_stop", self._on_e_stop, E_STOP_QOS_VOLATILE),
         ]
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -474,6 +553,9 @@ class CommandStreamer(ManagedNode):
         self._stop.clear()
         self._restart.clear()
         self._start_after = time.monotonic() + self.params["e_stop_grace_s"]
+        self._estop_heard = False  # set by a message on e_stop
+        self._estop_publisher_since: float | None = None
+        self._estop_wait_done = False
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         # Move everything allocated so far out of the collector's reach: later collections
         # only scan young objects, so a GC pause cannot stall a tick for long.
@@ -583,6 +665,13 @@ class CommandStreamer(ManagedNode):
         points = msg.points
         if len(points) < 2:
             raise ChunkRejectedError("bad_message", f"chunk has {len(points)} point(s), needs >= 2")
+        if len(points) > self.params["max_chunk_points"]:
+            # Checked before decoding: a flood of huge chunks must not cost the executor much.
+            raise ChunkRejectedError(
+                "too_many_points",
+                f"chunk has {len(points)} points, more than max_chunk_points "
+                f"{self.params['max_chunk_points']}",
+            )
         width = len(msg.joint_names)
         if any(len(p.positions) != width for p in points):
             raise ChunkRejectedError(
@@ -600,6 +689,13 @@ class CommandStreamer(ManagedNode):
             raise ChunkRejectedError(
                 "bad_message",
                 "chunk points must be evenly spaced in time_from_start (action i at i/fps)",
+            )
+        duration = float(offsets[-1] - offsets[0])
+        if duration > self.params["max_chunk_duration_s"]:
+            raise ChunkRejectedError(
+                "too_long",
+                f"chunk spans {duration:.3f} s, more than max_chunk_duration_s "
+                f"{self.params['max_chunk_duration_s']:g}",
             )
         now = self._ros_now()
         stamp = stamp_to_sec(msg.header.stamp)
@@ -630,6 +726,7 @@ class CommandStreamer(ManagedNode):
 
     def _on_e_stop(self, msg: Bool) -> None:
         self._estop_value = bool(msg.data)
+        self._estop_heard = True
         if msg.data and not self._estop.is_set():
             self._estop.set()  # the control thread holds from its next tick on
             self.buffer.clear()
@@ -679,6 +776,7 @@ class CommandStreamer(ManagedNode):
         self._last_ros = None
         self._last_wall = None
         self._had_target = False
+        self._stale_seen = False
         while True:
             tick = ticker.wait(self._stop)
             if tick is None:
@@ -694,10 +792,26 @@ class CommandStreamer(ManagedNode):
 
     def _advance_safety_clock(self, ros_now: float, wall_now: float) -> float:
         if self._last_ros is not None:
-            step = min(ros_now - self._last_ros, wall_now - self._last_wall, 2.0 * self.period)
+            ros_step = ros_now - self._last_ros
+            if ros_step < 0.0 or ros_step > self.params["max_clock_jump_s"]:
+                self._on_time_jump(ros_step)
+            step = min(ros_step, wall_now - self._last_wall, 2.0 * self.period)
             self._safety_t += max(step, 0.0)
         self._last_ros, self._last_wall = ros_now, wall_now
         return self._safety_t
+
+    def _on_time_jump(self, ros_step: float) -> None:
+        """The ROS clock jumped: no chunk from before it may run after it; start afresh."""
+        self.buffer.clear()
+        self._accept_after = self._ros_now()
+        self._restart.set()
+        self.time_jumps += 1
+        self._log(
+            "time_jump",
+            "warning",
+            f"ROS clock jumped by {ros_step:+.3f} s: buffer cleared, restarting from the "
+            "measured position",
+        )
 
     def _tick(self, wall_now: float) -> None:
         ros_now = self._ros_now()
@@ -712,8 +826,8 @@ class CommandStreamer(ManagedNode):
             if self.params["e_stop_behavior"] == "hold" and filt.started:
                 self._publish(filt.filter(None, t)[0], ros_now, wall_now)
             return
-        if wall_now < self._start_after:
-            self.state = "starting (e-stop discovery grace)"
+        if not self._estop_wait_done and not self._estop_input_ready(wall_now):
+            self.state = "starting (waiting for the e-stop input)"
             return
         measured = self._measured
         if measured is None:
@@ -723,7 +837,24 @@ class CommandStreamer(ManagedNode):
             self.state = "joint_states_stale"
             if filt.started:
                 self._publish(filt.filter(None, t)[0], ros_now, wall_now)
+                self._stale_seen = True
             return
+        if filt.started:
+            # Never continue from a command the arm is not at: after stale joint states, or
+            # when the arm is measured away from the last command, restart from where it is.
+            last = filt.last_command
+            diverged = float(np.max(np.abs(measured.positions - last)))
+            if self._stale_seen or diverged > self.params["reanchor_tolerance"]:
+                self.reanchors += 1
+                self._log(
+                    "reanchor",
+                    "warning",
+                    f"re-anchoring on the measured position (joint states "
+                    f"{'back after stale' if self._stale_seen else 'away from the command'}, "
+                    f"max difference {diverged:.3f})",
+                )
+                filt.release()
+        self._stale_seen = False
         if not filt.started:
             filt.start(measured.positions, t)
             self._had_target = False
@@ -743,6 +874,32 @@ class CommandStreamer(ManagedNode):
         self._publish(command, ros_now, wall_now)
         if self.published % 64 == 0:
             self.buffer.prune(ros_now)
+
+    def _estop_input_ready(self, wall_now: float) -> bool:
+        """Before the first command: has the e-stop input been heard from (or waited for)?
+
+        Heard from: a message arrived, or an e_stop publisher has been discovered for
+        ``E_STOP_SETTLE_S`` (time for its latched sample, if any, to arrive). Otherwise the
+        wait ends after ``e_stop_grace_s``. Logs which, once per activation.
+        """
+        why = ""
+        if self._estop_heard:
+            why = "e-stop input heard (a message arrived)"
+        elif self.count_publishers("e_stop") > 0:
+            if self._estop_publisher_since is None:
+                self._estop_publisher_since = wall_now
+            if wall_now - self._estop_publisher_since >= E_STOP_SETTLE_S:
+                why = "e-stop input heard (a publisher is connected, no stop latched)"
+        if not why and wall_now >= self._start_after:
+            why = (
+                f"no e-stop input heard within e_stop_grace_s {self.params['e_stop_grace_s']:g} s"
+                "; starting without one"
+            )
+        if not why:
+            return False
+        self._estop_wait_done = True
+        self.log.info(f"{why}: commands may start")
+        return True
 
     def _publish(self, command: np.ndarray, ros_now: float, wall_now: float) -> None:
         self._cmd_view[:] = command

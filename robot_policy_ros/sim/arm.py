@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from robot_policy_ros.core.joint_limits import JointLimits
+
 PACKAGE = "robot_policy_ros"
 DEFAULT_CONFIG_NAME = "sim_arm.yaml"
 
@@ -70,20 +72,21 @@ class ArmConfig:
         """``q`` clamped to the position limits."""
         return np.clip(q, self.lower, self.upper)
 
+    def joint_limits(self) -> JointLimits:
+        """The arm's limits as the one :class:`JointLimits` type (same rules as every source)."""
+        return JointLimits.from_columns(
+            self.joint_names,
+            {
+                "lower": self.lower,
+                "upper": self.upper,
+                "max_velocity": self.max_velocity,
+                "max_acceleration": self.max_acceleration,
+            },
+        )
+
     def limits_dict(self) -> dict[str, Any]:
         """The joints in the JointLimits schema ({"joints": [{name, lower, ...}]})."""
-        return {
-            "joints": [
-                {
-                    "name": n,
-                    "lower": float(self.lower[i]),
-                    "upper": float(self.upper[i]),
-                    "max_velocity": float(self.max_velocity[i]),
-                    "max_acceleration": float(self.max_acceleration[i]),
-                }
-                for i, n in enumerate(self.joint_names)
-            ]
-        }
+        return self.joint_limits().to_dict()
 
 
 def default_arm_config_path() -> Path:

@@ -1,0 +1,247 @@
+"""Joint limits: one type, one parser, one set of rules for every source.
+
+Sources and their constructors:
+    * limits file / arm preset ``joints`` list: :meth:`JointLimits.from_dict` / ``from_yaml``;
+    * checkpoint config (``{"lower": [...], "upper": [...], "max_velocity": [...],
+      "max_acceleration": [...] | null}`` in the checkpoint's joint order):
+      :meth:`JointLimits.from_columns`;
+    * sim arm config and statistics from demonstrations: :meth:`JointLimits.from_columns`
+      with their arrays (see ``ArmConfig.joint_limits`` and ``data.stats``).
+
+Rules (the same everywhere):
+    * every joint has a unique non-empty name and finite ``lower < upper``, ``max_velocity > 0``;
+    * ``max_acceleration`` is optional, but given for all joints or none; a null value means
+      "absent"; a given one is finite and > 0;
+    * numbers are real numbers; a YAML boolean is refused, not read as 0/1.
+
+No torch, no rclpy: importable by the streamer, the launch helpers and the sim alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+__all__ = ["JointLimits"]
+
+
+def _as_vector(name: str, value: Any, n: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"JointLimits.{name} is not numeric: {value!r}") from None
+    if arr.shape != (n,):
+        raise ValueError(
+            f"JointLimits.{name} has shape {arr.shape}, expected ({n},) (one per joint)"
+        )
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class JointLimits:
+    """Per-joint position, velocity and (optional) acceleration limits, in joint units.
+
+    Arrays are converted to read-only float64 vectors of length ``len(names)``. Validation
+    (``__post_init__``) raises ValueError naming the offending joint.
+    """
+
+    names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray
+    max_acceleration: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        if not names:
+            raise ValueError("JointLimits needs at least one joint")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"JointLimits: duplicate joint names {dupes}")
+        object.__setattr__(self, "names", names)
+        n = len(names)
+        fields = ["lower", "upper", "max_velocity"]
+        if self.max_acceleration is not None:
+            fields.append("max_acceleration")
+        for field in fields:
+            arr = _as_vector(field, getattr(self, field), n)
+            bad = [names[i] for i in np.flatnonzero(~np.isfinite(arr))]
+            if bad:
+                raise ValueError(f"JointLimits.{field} is not finite for joint(s) {bad}")
+            object.__setattr__(self, field, arr)
+        for i, name in enumerate(names):
+            if not self.lower[i] < self.upper[i]:
+                raise ValueError(
+                    f"joint '{name}': lower limit {self.lower[i]} must be < upper {self.upper[i]}"
+                )
+            if not self.max_velocity[i] > 0:
+                raise ValueError(
+                    f"joint '{name}': max_velocity must be > 0, got {self.max_velocity[i]}"
+                )
+            if self.max_acceleration is not None and not self.max_acceleration[i] > 0:
+                raise ValueError(
+                    f"joint '{name}': max_acceleration must be > 0, got {self.max_acceleration[i]}"
+                )
+
+    def __len__(self) -> int:
+        """Number of joints."""
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JointLimits):
+            return NotImplemented
+        if (self.max_acceleration is None) != (other.max_acceleration is None):
+            return False
+        return (
+            self.names == other.names
+            and np.array_equal(self.lower, other.lower)
+            and np.array_equal(self.upper, other.upper)
+            and np.array_equal(self.max_velocity, other.max_velocity)
+            and (
+                self.max_acceleration is None
+                or np.array_equal(self.max_acceleration, other.max_acceleration)
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking array fields
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JointLimits:
+        """Build from ``{"joints": [{"name", "lower", "upper", "max_velocity",
+        "max_acceleration"?}, ...]}`` (the ``limits_file`` schema).
+
+        ``max_acceleration`` is optional, but must then be given for all joints or none
+        (a null value counts as absent).
+        """
+        if not isinstance(data, Mapping) or "joints" not in data:
+            raise ValueError("joint limits must be a mapping with a 'joints' list")
+        joints = data["joints"]
+        if not isinstance(joints, Sequence) or isinstance(joints, str) or not joints:
+            raise ValueError("joint limits: 'joints' must be a non-empty list")
+        names: list[str] = []
+        cols: dict[str, list[Any]] = {"lower": [], "upper": [], "max_velocity": []}
+        accel: list[Any] = []
+        for k, entry in enumerate(joints):
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"joint limits: entry {k} is not a mapping: {entry!r}")
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"joint limits: entry {k} has no 'name'")
+            missing = [key for key in cols if entry.get(key) is None]
+            if missing:
+                raise ValueError(f"joint limits: joint '{name}' lacks {missing}")
+            names.append(name)
+            for key, col in cols.items():
+                col.append(_number(name, key, entry[key]))
+            a = entry.get("max_acceleration")
+            accel.append(None if a is None else _number(name, "max_acceleration", a))
+        without = [n for n, a in zip(names, accel, strict=True) if a is None]
+        if 0 < len(without) < len(names):
+            raise ValueError(
+                f"joint limits: max_acceleration must be given for all joints or none; "
+                f"missing for {without}"
+            )
+        return cls(
+            names=tuple(names),
+            lower=np.array(cols["lower"]),
+            upper=np.array(cols["upper"]),
+            max_velocity=np.array(cols["max_velocity"]),
+            max_acceleration=None if without else np.array(accel, dtype=np.float64),
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | PathLike[str]) -> JointLimits:
+        """Load the ``limits_file``: YAML in the :meth:`from_dict` schema."""
+        import yaml  # local: only needed when a file is read
+
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The :meth:`from_dict` schema (round-trips)."""
+        joints = []
+        for i, name in enumerate(self.names):
+            entry: dict[str, Any] = {
+                "name": name,
+                "lower": float(self.lower[i]),
+                "upper": float(self.upper[i]),
+                "max_velocity": float(self.max_velocity[i]),
+            }
+            if self.max_acceleration is not None:
+                entry["max_acceleration"] = float(self.max_acceleration[i])
+            joints.append(entry)
+        return {"joints": joints}
+
+    @classmethod
+    def from_columns(cls, names: Sequence[str], data: Mapping[str, Any]) -> JointLimits:
+        """Build from per-joint lists in ``names`` order (the checkpoint config's form).
+
+        ``data`` has ``lower``, ``upper``, ``max_velocity`` and optionally
+        ``max_acceleration`` (a list, or null for "absent"), each with one entry per name.
+        Raises ValueError naming what is wrong (the same rules as :meth:`from_dict`).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("joint limits must be a mapping of per-joint lists")
+        names = [str(n) for n in names]
+        n = len(names)
+        missing = [k for k in ("lower", "upper", "max_velocity") if data.get(k) is None]
+        if missing:
+            raise ValueError(f"joint limits lack {missing}")
+        columns: dict[str, Any] = {}
+        for key in ("lower", "upper", "max_velocity", "max_acceleration"):
+            value = data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+                value = np.asarray(value).tolist()
+            if not isinstance(value, list | tuple) or len(value) != n:
+                raise ValueError(
+                    f"joint limits: '{key}' must list {n} values (one per joint {names}), "
+                    f"got {value!r}"
+                )
+            columns[key] = value
+        joints = []
+        for i, name in enumerate(names):
+            entry = {k: columns[k][i] for k in columns}
+            entry["name"] = name
+            joints.append(entry)
+        return cls.from_dict({"joints": joints})
+
+    def reorder(self, names: Sequence[str]) -> JointLimits:
+        """Limits for ``names`` in that order (a subset is fine).
+
+        Raises:
+            KeyError: naming every joint in ``names`` that these limits lack.
+        """
+        index = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise KeyError(
+                f"joint limits have no entry for joint(s) {missing}; available: {list(self.names)}"
+            )
+        idx = np.array([index[n] for n in names], dtype=np.intp)
+        return JointLimits(
+            names=tuple(names),
+            lower=self.lower[idx],
+            upper=self.upper[idx],
+            max_velocity=self.max_velocity[idx],
+            max_acceleration=None if self.max_acceleration is None else self.max_acceleration[idx],
+        )
+
+
+def _number(joint: str, key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}") from None

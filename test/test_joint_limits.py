@@ -1,0 +1,64 @@
+"""One JointLimits type, one set of rules, whichever source the limits come from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robot_policy_ros.core.joint_limits import JointLimits
+
+NAMES = ("j0", "j1")
+COLUMNS = {"lower": [-1.0, -2.0], "upper": [1.0, 2.0], "max_velocity": [0.5, 0.6]}
+
+
+def test_columns_and_joints_list_give_the_same_limits():
+    by_columns = JointLimits.from_columns(NAMES, {**COLUMNS, "max_acceleration": [3.0, 4.0]})
+    by_list = JointLimits.from_dict(by_columns.to_dict())
+    assert by_columns == by_list
+    assert by_columns.names == NAMES
+    np.testing.assert_array_equal(by_columns.max_acceleration, [3.0, 4.0])
+
+
+def test_null_acceleration_means_absent_in_every_form():
+    assert (
+        JointLimits.from_columns(NAMES, {**COLUMNS, "max_acceleration": None}).max_acceleration
+        is None
+    )
+    joints = JointLimits.from_columns(NAMES, COLUMNS).to_dict()
+    joints["joints"][0]["max_acceleration"] = None
+    assert JointLimits.from_dict(joints).max_acceleration is None
+
+
+def test_acceleration_for_some_joints_only_is_refused_naming_them():
+    with pytest.raises(ValueError, match=r"all joints or none.*'j1'"):
+        JointLimits.from_columns(NAMES, {**COLUMNS, "max_acceleration": [3.0, None]})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("lower", [-1.0], "must list 2 values"),
+        ("upper", [1.0, -3.0], "joint 'j1': lower limit"),
+        ("max_velocity", [0.5, 0.0], "joint 'j1': max_velocity must be > 0"),
+        ("max_velocity", [True, 0.5], "joint 'j0': max_velocity must be a number"),
+        ("lower", [float("nan"), -1.0], "not finite"),
+    ],
+)
+def test_bad_columns_are_refused_naming_the_joint(key, value, match):
+    with pytest.raises(ValueError, match=match):
+        JointLimits.from_columns(NAMES, {**COLUMNS, key: value})
+
+
+def test_missing_column_is_refused():
+    with pytest.raises(ValueError, match="lack"):
+        JointLimits.from_columns(NAMES, {"lower": [0, 0], "upper": [1, 1]})
+
+
+def test_sim_arm_config_limits_are_the_one_type():
+    from robot_policy_ros.sim.arm import load_arm_config
+
+    arm = load_arm_config()
+    limits = arm.joint_limits()
+    assert isinstance(limits, JointLimits)
+    assert limits.names == tuple(arm.joint_names)
+    assert JointLimits.from_dict(arm.limits_dict()) == limits
