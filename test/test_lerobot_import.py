@@ -333,3 +333,29 @@ def test_predict_refuses_wrong_input_shape(tmp_path: Path, capsys) -> None:
 def test_refusals_are_lerobot_import_errors(tmp_path: Path) -> None:
     with pytest.raises(LeRobotImportError, match="not a directory"):
         read_lerobot_folder(tmp_path / "missing")
+
+
+def test_per_camera_image_statistics_change_the_output_and_survive_a_round_trip(
+    tmp_path: Path,
+) -> None:
+    """image_normalization is optional: absent = ImageNet (old checkpoints), present = used."""
+    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
+    from robot_policy_ros.policies.base import Observation
+    from robot_policy_ros.policies.factory import make_policy
+
+    small = dict(vision_backbone="tiny_cnn", backbone_width=4, hidden_dims=(8,))
+    obs = Observation(
+        images={"cam": np.full((16, 16, 3), 200, np.uint8)}, joint_positions=np.zeros(2)
+    )
+    outputs = []
+    for norm in (None, {"cam": {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.5]}}):
+        policy = make_policy(
+            "mlp", ["a", "b"], {"cam": (16, 16)}, seed=3, image_normalization=norm, **small
+        )
+        path = save_checkpoint(policy, tmp_path / f"m{norm is None}")
+        cfg = json.loads((path / "config.json").read_text())
+        assert ("image_normalization" in cfg["hyperparameters"]) == (norm is not None)
+        loaded = load_checkpoint(path)
+        assert loaded.config.image_normalization == norm
+        outputs.append(loaded.predict_chunk(obs))
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-6

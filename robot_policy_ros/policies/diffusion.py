@@ -273,7 +273,7 @@ class DiffusionPolicy(Policy):
         for i, cam in enumerate(self.config.camera_names):
             x = images[cam].flatten(0, 1)  # (B*n_obs, 3, H, W)
             enc = self.rgb_encoders[0 if self.config.share_backbone else i]
-            feats.append(enc(self._encode_camera_input(x)).view(b, n, -1))
+            feats.append(enc(self._encode_camera_input(x, cam)).view(b, n, -1))
         feats.append(state.to(feats[0].dtype))
         return torch.cat(feats, dim=-1).flatten(1)
 
