@@ -240,7 +240,7 @@ def build_act(name: str, spec: dict) -> None:
     post.save_pretrained(out)
 
     # Fixed inputs in LeRobot's units; LeRobot's own actions for them.
-    n = 3
+    n = 2
     st = stats["observation.state"]
     state = (st["mean"].numpy() + st["std"].numpy() * rng.standard_normal((n, j))).astype(
         np.float32
