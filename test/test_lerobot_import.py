@@ -24,7 +24,7 @@ from robot_policy_ros import cli
 from robot_policy_ros.lerobot.source import LeRobotImportError, read_lerobot_folder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
-NAMES = ("act_one_camera", "act_two_cameras")
+NAMES = ("act_one_camera", "act_two_cameras", "diffusion_two_cameras")
 TOLERANCE = 1e-4
 
 
@@ -51,7 +51,7 @@ def units_for(j: int) -> tuple[str, np.ndarray, np.ndarray]:
 def import_and_predict(name: str, src: Path, tmp_path: Path, capsys) -> tuple[np.ndarray, ...]:
     """Run import-lerobot then predict via the CLI; (predicted, expected) in ROS units."""
     io = np.load(FIXTURES / name / "io.npz")
-    j = io["state"].shape[1]
+    j = io["state"].shape[-1]
     text, scale, offset = units_for(j)
     joints = ",".join(f"joint{i}" for i in range(j))
     ckpt = tmp_path / f"{name}_ckpt"
@@ -70,11 +70,15 @@ def import_and_predict(name: str, src: Path, tmp_path: Path, capsys) -> tuple[np
         ]
     )
     assert rc == 0, capsys.readouterr().err
-    arrays = {"joint_positions": (io["state"] * scale + offset)[:, None, :]}
+    state = io["state"] * scale + offset
+    history = state.ndim == 3  # (N, T, J) for diffusion, (N, J) for ACT
+    arrays = {"joint_positions": state if history else state[:, None, :]}
     for key in io:
         if key.startswith("image."):
             cam = key[len("image.observation.images.") :]
-            arrays[f"images.{cam}"] = io[key][:, None]
+            arrays[f"images.{cam}"] = io[key] if history else io[key][:, None]
+    if "noise" in io:
+        arrays["noise"] = io["noise"]
     np.savez(tmp_path / "in.npz", **arrays)
     rc = cli.main(
         [
@@ -101,6 +105,34 @@ def test_imported_act_returns_lerobot_actions(name: str, tmp_path: Path, capsys)
     assert np.abs(predicted - expected).max() < TOLERANCE
     # The samples differ from one another: a comparison that could fail.
     assert np.abs(expected[0] - expected[1]).max() > 100 * TOLERANCE
+
+
+def test_diffusion_import_uses_lerobot_layout_options(tmp_path: Path, capsys) -> None:
+    name = "diffusion_two_cameras"
+    _, _, ckpt = import_and_predict(name, lerobot_folder(name, tmp_path), tmp_path, capsys)
+    hp = json.loads((ckpt / "config.json").read_text())["hyperparameters"]
+    assert hp["global_cond_order"] == "state_first"
+    assert hp["final_conv_groups"] == 8
+    assert hp["crop_rounding"] == "round"
+    assert hp["resize_shape"] == [43, 47] and hp["crop_shape"] == [32, 35]
+    assert "sampler" not in hp  # DDIM: the default, not written
+    assert hp["num_inference_steps"] == 5
+    assert hp["backbone_norm"] == "batch_norm" and hp["share_backbone"] is True
+
+
+def test_diffusion_other_noise_gives_other_actions(tmp_path: Path, capsys) -> None:
+    """The given noise is what the sampler starts from (not ignored)."""
+    name = "diffusion_two_cameras"
+    predicted, _, ckpt = import_and_predict(name, lerobot_folder(name, tmp_path), tmp_path, capsys)
+    data = dict(np.load(tmp_path / "in.npz"))
+    data["noise"] = data["noise"][::-1].copy()
+    np.savez(tmp_path / "in2.npz", **data)
+    out = tmp_path / "out2.npz"
+    assert (
+        cli.main(["predict", str(ckpt), "--inputs", str(tmp_path / "in2.npz"), "--out", str(out)])
+        == 0
+    )
+    assert np.abs(np.load(out)["actions"] - predicted).max() > 1e-3
 
 
 def test_inspect_shows_units_deployment_and_provenance(tmp_path: Path, capsys) -> None:
@@ -333,3 +365,59 @@ def test_predict_refuses_wrong_input_shape(tmp_path: Path, capsys) -> None:
 def test_refusals_are_lerobot_import_errors(tmp_path: Path) -> None:
     with pytest.raises(LeRobotImportError, match="not a directory"):
         read_lerobot_folder(tmp_path / "missing")
+
+
+def test_per_camera_image_statistics_change_the_output_and_survive_a_round_trip(
+    tmp_path: Path,
+) -> None:
+    """image_normalization is optional: absent = ImageNet (old checkpoints), present = used."""
+    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
+    from robot_policy_ros.policies.base import Observation
+    from robot_policy_ros.policies.factory import make_policy
+
+    small = dict(vision_backbone="tiny_cnn", backbone_width=4, hidden_dims=(8,))
+    obs = Observation(
+        images={"cam": np.full((16, 16, 3), 200, np.uint8)}, joint_positions=np.zeros(2)
+    )
+    outputs = []
+    for norm in (None, {"cam": {"mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.5]}}):
+        policy = make_policy(
+            "mlp", ["a", "b"], {"cam": (16, 16)}, seed=3, image_normalization=norm, **small
+        )
+        path = save_checkpoint(policy, tmp_path / f"m{norm is None}")
+        cfg = json.loads((path / "config.json").read_text())
+        assert ("image_normalization" in cfg["hyperparameters"]) == (norm is not None)
+        loaded = load_checkpoint(path)
+        assert loaded.config.image_normalization == norm
+        outputs.append(loaded.predict_chunk(obs))
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-6
+
+
+def test_diffusion_defaults_keep_existing_checkpoints_unchanged(tmp_path: Path) -> None:
+    """The compatibility options are not written at their defaults and load as before."""
+    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
+    from robot_policy_ros.policies.factory import make_policy
+
+    small = dict(
+        vision_backbone="tiny_cnn",
+        backbone_width=4,
+        down_dims=(16, 32),
+        n_groups=4,
+        diffusion_step_embed_dim=8,
+        spatial_softmax_num_keypoints=4,
+    )
+    policy = make_policy("diffusion", ["a", "b"], {"cam": (16, 16)}, seed=1, **small)
+    path = save_checkpoint(policy, tmp_path / "d")
+    hp = json.loads((path / "config.json").read_text())["hyperparameters"]
+    for key in (
+        "global_cond_order",
+        "final_conv_groups",
+        "crop_rounding",
+        "resize_shape",
+        "sampler",
+        "image_normalization",
+    ):
+        assert key not in hp
+    loaded = load_checkpoint(path)
+    assert loaded.config.global_cond_order == "images_first"
+    assert loaded.config.sampler == "ddim"

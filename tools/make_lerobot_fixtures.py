@@ -28,6 +28,8 @@ import torch
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
+from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
 from lerobot.policies.factory import make_pre_post_processors
 
 OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "lerobot"
@@ -69,6 +71,111 @@ def stats_for(rng: np.random.Generator, dim: int, lo_scale: float) -> dict[str, 
         "min": torch.tensor(lo, dtype=torch.float32),
         "max": torch.tensor(hi, dtype=torch.float32),
     }
+
+
+def _seed_weights(policy: torch.nn.Module, seed: int) -> None:
+    with torch.no_grad():
+        for key, t in policy.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if key.endswith(("vae_encoder_pos_enc", "pos_grid")):
+                continue  # fixed tables, not weights
+            t.copy_(seeded_values(key, tuple(t.shape), seed, tile="backbone" in key))
+
+
+def _image_stats(rng: np.random.Generator, keys) -> dict:
+    stats = {}
+    for i, key in enumerate(keys):
+        if i == 0:
+            mean, std = IMAGENET
+        else:
+            mean, std = rng.uniform(0.3, 0.6, 3).tolist(), rng.uniform(0.15, 0.3, 3).tolist()
+        stats[key] = {
+            "mean": torch.tensor(mean, dtype=torch.float32).view(3, 1, 1),
+            "std": torch.tensor(std, dtype=torch.float32).view(3, 1, 1),
+            "min": torch.zeros(3, 1, 1),
+            "max": torch.ones(3, 1, 1),
+        }
+    return stats
+
+
+def _save(out: Path, policy, pre, post, arrays: dict) -> None:
+    policy.save_pretrained(out)
+    pre.save_pretrained(out)
+    post.save_pretrained(out)
+    np.savez_compressed(out / "io.npz", **arrays)
+    raw = (out / "model.safetensors").read_bytes()
+    (out / "model.safetensors.xz").write_bytes(lzma.compress(raw, preset=9))
+    (out / "model.safetensors").unlink()
+
+
+def build_diffusion(name: str, spec: dict) -> None:
+    """A small Diffusion policy (DDIM, so that a given initial noise fixes the actions)."""
+    seed = spec["seed"]
+    rng = np.random.default_rng(seed)
+    j, t = spec["joints"], spec["n_obs_steps"]
+    inputs = {"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(j,))}
+    for key, (h, w) in spec["cameras"].items():
+        inputs[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, h, w))
+    outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(j,))}
+    cfg = DiffusionConfig(
+        input_features=inputs,
+        output_features=outputs,
+        device="cpu",
+        push_to_hub=False,
+        n_obs_steps=t,
+        horizon=spec["horizon"],
+        n_action_steps=spec["n_action_steps"],
+        crop_shape=spec.get("crop_shape"),
+        resize_shape=spec.get("resize_shape"),
+        crop_ratio=spec.get("crop_ratio", 1.0),
+        pretrained_backbone_weights=None,
+        use_group_norm=spec["use_group_norm"],
+        spatial_softmax_num_keypoints=4,
+        use_separate_rgb_encoder_per_camera=spec["separate"],
+        down_dims=(16, 32),
+        kernel_size=3,
+        n_groups=4,
+        diffusion_step_embed_dim=8,
+        noise_scheduler_type="DDIM",
+        num_inference_steps=spec["num_inference_steps"],
+        prediction_type=spec["prediction_type"],
+        clip_sample=spec["clip_sample"],
+    )
+    torch.manual_seed(seed)
+    policy = DiffusionPolicy(cfg)
+    _seed_weights(policy, seed)
+    policy.eval()
+    stats = {"observation.state": stats_for(rng, j, 1.0), "action": stats_for(rng, j, 1.0)}
+    stats.update(_image_stats(rng, spec["cameras"]))
+    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+    out = OUT / name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    n = 2
+    st = stats["observation.state"]
+    state = (st["mean"].numpy() + st["std"].numpy() * rng.standard_normal((n, t, j))).astype(
+        np.float32
+    )
+    images = {
+        key: rng.integers(0, 256, (n, t, h, w, 3), dtype=np.uint8)
+        for key, (h, w) in spec["cameras"].items()
+    }
+    noise = rng.standard_normal((n, spec["horizon"], j)).astype(np.float32)
+    obs = {"observation.state": torch.from_numpy(state)}
+    for key, img in images.items():
+        obs[key] = torch.from_numpy(img).permute(0, 1, 4, 2, 3).float() / 255.0
+    with torch.no_grad():
+        batch = pre(obs)
+        chunk = policy.predict_action_chunk(batch, noise=torch.from_numpy(noise))
+        actions = post(chunk).numpy()
+    arrays = {"state": state, "actions": actions.astype(np.float64), "noise": noise}
+    for key, img in images.items():
+        arrays[f"image.{key}"] = img
+    _save(out, policy, pre, post, arrays)
+    print(name, "ok")
 
 
 def build_act(name: str, spec: dict) -> None:
@@ -133,7 +240,7 @@ def build_act(name: str, spec: dict) -> None:
     post.save_pretrained(out)
 
     # Fixed inputs in LeRobot's units; LeRobot's own actions for them.
-    n = 3
+    n = 2
     st = stats["observation.state"]
     state = (st["mean"].numpy() + st["std"].numpy() * rng.standard_normal((n, j))).astype(
         np.float32
@@ -197,10 +304,36 @@ SPECS = {
 }
 
 
+DIFFUSION_SPECS = {
+    # Two cameras through one shared BatchNorm ResNet18; resize 50x70 -> 43x47 then a centre
+    # crop of 0.75 (32x35): an offset of 5.5 rows that torchvision rounds to 6.
+    "diffusion_two_cameras": {
+        "seed": 3,
+        "joints": 4,
+        "n_obs_steps": 2,
+        "horizon": 8,
+        "n_action_steps": 4,
+        "cameras": {"observation.images.top": (50, 70), "observation.images.side": (50, 70)},
+        "resize_shape": (43, 47),
+        "crop_ratio": 0.75,
+        "use_group_norm": False,
+        "separate": False,
+        "num_inference_steps": 5,
+        "prediction_type": "epsilon",
+        "clip_sample": True,
+    },
+}
+
+
 def main() -> int:
     torch.use_deterministic_algorithms(True)
+    only = set(sys.argv[1:])
     for name, spec in SPECS.items():
-        build_act(name, spec)
+        if not only or name in only:
+            build_act(name, spec)
+    for name, spec in DIFFUSION_SPECS.items():
+        if not only or name in only:
+            build_diffusion(name, spec)
     return 0
 
 

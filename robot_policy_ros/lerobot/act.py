@@ -97,10 +97,11 @@ def act_hyperparameters(src: LeRobotSource) -> dict[str, Any]:
 def deployment_defaults(src: LeRobotSource) -> dict[str, Any]:
     """How LeRobot runs the policy: actions used per chunk and temporal ensembling."""
     c = src.config
-    n_action_steps = c.get("n_action_steps", c.get("chunk_size"))
-    if not isinstance(n_action_steps, int) or not 1 <= n_action_steps <= c["chunk_size"]:
+    longest = c.get("chunk_size", c.get("horizon"))
+    n_action_steps = c.get("n_action_steps", longest)
+    if not isinstance(n_action_steps, int) or not 1 <= n_action_steps <= longest:
         raise LeRobotImportError(
-            f"config.json: n_action_steps {n_action_steps!r} must be in [1, chunk_size]"
+            f"config.json: n_action_steps {n_action_steps!r} must be in [1, {longest}]"
         )
     coeff = c.get("temporal_ensemble_coeff")
     if coeff is not None and not isinstance(coeff, (int, float)):

@@ -64,7 +64,9 @@ def cmd_import_lerobot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_inputs(path: Path, policy: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _load_inputs(
+    path: Path, policy: Any
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -90,16 +92,35 @@ def _load_inputs(path: Path, policy: Any) -> tuple[dict[str, np.ndarray], np.nda
                 f"({q.shape[0]}, {t}, {h}, {w}, 3) RGB"
             )
         images[cam] = img
+    noise = None
     if "noise" in data:
-        raise ValueError(
-            "--inputs: 'noise' (a diffusion policy's initial sample) is not supported by this "
-            "version of predict"
-        )
-    return images, q
+        if policy.policy_type != "diffusion":
+            raise ValueError(
+                f"--inputs: 'noise' is only for diffusion policies, not {policy.policy_type}"
+            )
+        noise = np.asarray(data["noise"], dtype=np.float32)
+        shape = (q.shape[0], policy.config.horizon, j)
+        if noise.shape != shape or not np.isfinite(noise).all():
+            raise ValueError(
+                f"--inputs: noise is {noise.shape}, expected finite {shape} (N, horizon, J), "
+                "the initial sample in the normalised action space"
+            )
+    return images, q, noise
 
 
-def predict_arrays(policy: Any, images: dict[str, np.ndarray], q: np.ndarray) -> np.ndarray:
-    """(N, chunk, J) float64 actions; each sample from a reset policy, frames oldest first."""
+def predict_arrays(
+    policy: Any,
+    images: dict[str, np.ndarray],
+    q: np.ndarray,
+    noise: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, chunk, J) float64 actions; each sample from a reset policy, frames oldest first.
+
+    ``noise`` (N, horizon, J): a diffusion policy's initial sample for each sample's last
+    frame (the earlier frames only fill the observation history).
+    """
+    import torch
+
     from robot_policy_ros.policies.base import Observation
 
     out = []
@@ -110,6 +131,8 @@ def predict_arrays(policy: Any, images: dict[str, np.ndarray], q: np.ndarray) ->
             obs = Observation(
                 images={cam: img[i, t] for cam, img in images.items()}, joint_positions=q[i, t]
             )
+            if noise is not None and t == q.shape[1] - 1:
+                policy.set_initial_noise(torch.from_numpy(noise[i : i + 1]))
             chunk = policy.predict_chunk(obs)
         out.append(chunk)
     return np.stack(out).astype(np.float64)
@@ -120,8 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from robot_policy_ros.checkpoint import load_checkpoint
 
     policy = load_checkpoint(args.checkpoint)
-    images, q = _load_inputs(Path(args.inputs), policy)
-    actions = predict_arrays(policy, images, q)
+    images, q, noise = _load_inputs(Path(args.inputs), policy)
+    actions = predict_arrays(policy, images, q, noise)
     np.savez(args.out, actions=actions)
     print(f"wrote {args.out}: actions {actions.shape} ({policy.policy_type}, {q.shape[0]} samples)")
     return 0
@@ -150,7 +173,7 @@ def add_subcommands(sub: Any) -> None:
     """Register import-lerobot and predict on cli.py's subparsers."""
     p = sub.add_parser(
         "import-lerobot",
-        help="convert a LeRobot pretrained_model folder (ACT) into a checkpoint",
+        help="convert a LeRobot pretrained_model folder (ACT, Diffusion) into a checkpoint",
         description=(
             "Read a LeRobot pretrained_model folder (JSON and safetensors only; nothing is "
             "unpickled, LeRobot is not needed) and write a checkpoint that returns LeRobot's "

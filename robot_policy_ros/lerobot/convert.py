@@ -23,6 +23,7 @@ from robot_policy_ros.lerobot.act import (
     deployment_defaults,
     map_act_state_dict,
 )
+from robot_policy_ros.lerobot.diffusion import diffusion_hyperparameters, map_diffusion_state_dict
 from robot_policy_ros.lerobot.source import (
     IMAGE_PREFIX,
     Affine,
@@ -34,7 +35,7 @@ from robot_policy_ros.lerobot.source import (
 # The project's Normalizer floors every scale at this many joint units; a LeRobot scale
 # below it could not be reproduced, so it is refused as degenerate.
 MIN_SCALE = 1e-3
-SUPPORTED_TYPES = ("act",)
+SUPPORTED_TYPES = ("act", "diffusion")
 
 
 def parse_units(text: str | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,22 +204,42 @@ def import_lerobot(
         fps = 30.0  # LeRobot's usual recording rate; the dataset's info.json has the real one
     scale, offset = parse_units(units, len(joints))
     names = parse_camera_map(cameras, src.image_keys)
-    hp = act_hyperparameters(src)
+    grids: list[np.ndarray] = []
+    if src.policy_type == "act":
+        hp = act_hyperparameters(src)
+        mapped = map_act_state_dict(src.weights)
+    else:
+        hp = diffusion_hyperparameters(src)
+        mapped, grids = map_diffusion_state_dict(
+            src.weights, len(src.image_keys), hp["share_backbone"]
+        )
     hp["image_normalization"] = image_normalization(src, names)
     specs = [CameraSpec(names[k], *src.image_shape(k)) for k in src.image_keys]
-    config = make_config("act", joints, specs, fps=fps, **hp)
+    try:
+        config = make_config(src.policy_type, joints, specs, fps=fps, **hp)
+    except ValueError as exc:
+        raise LeRobotImportError(f"config.json: cannot be run here: {exc}") from None
     stats = normalization_stats(src, joints, scale, offset)
     lim = limits if limits is not None else JointLimitsSpec.uniform(len(joints))
     policy = build_policy(config, stats=stats, limits=lim, seed=0)
-    mapped = map_act_state_dict(src.weights)
     own = policy.state_dict()
+    for key in own:
+        if key.endswith("num_batches_tracked") and key not in mapped:
+            mapped[key] = np.zeros((), dtype=np.int64)  # training bookkeeping only
     missing = sorted(set(own) - set(mapped))
     extra = sorted(set(mapped) - set(own))
     if missing or extra:
         raise LeRobotImportError(
-            f"model.safetensors does not match LeRobot's ACT for this config: missing "
-            f"{missing[:5]}, unexpected {extra[:5]}"
+            f"model.safetensors does not match LeRobot's {src.policy_type} for this config: "
+            f"missing {missing[:5]}, unexpected {extra[:5]}"
         )
+    for i, grid in enumerate(grids):
+        ours = policy.rgb_encoders[i].pool.pos_grid.numpy()
+        if grid.shape != ours.shape or not np.allclose(grid, ours, atol=1e-6):
+            raise LeRobotImportError(
+                f"model.safetensors: the stored spatial-softmax grid of encoder {i} "
+                f"{grid.shape} differs from the one its feature map gives {ours.shape}"
+            )
     tensors = {}
     for key, ref in own.items():
         arr = mapped[key]

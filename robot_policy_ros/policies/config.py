@@ -28,9 +28,16 @@ BACKBONE_NORMS = ("batch_norm", "frozen_bn", "group_norm")
 NON_HYPERPARAMETER_FIELDS = ("joint_names", "cameras", "fps", "pretrained_backbone_weights")
 
 # Hyper-parameters added after checkpoints existed: may be absent from config.json (their
-# default applies) and are not written while they hold their default (None), so checkpoints
+# default applies) and are not written while they hold their default, so checkpoints
 # written before and after they existed stay identical.
-OPTIONAL_HYPERPARAMETERS = ("image_normalization",)
+OPTIONAL_HYPERPARAMETERS = (
+    "image_normalization",
+    "global_cond_order",
+    "final_conv_groups",
+    "crop_rounding",
+    "resize_shape",
+    "sampler",
+)
 
 
 def _check_int(cfg: Any, name: str, low: int = 1, high: int | None = None) -> None:
@@ -207,7 +214,7 @@ class PolicyConfig:
             if f.name in NON_HYPERPARAMETER_FIELDS:
                 continue
             v = getattr(self, f.name)
-            if f.name in OPTIONAL_HYPERPARAMETERS and v is None:
+            if f.name in OPTIONAL_HYPERPARAMETERS and v == f.default:
                 continue
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
@@ -321,6 +328,13 @@ class DiffusionConfig(PolicyConfig):
     returns ``n_action_steps`` of them starting at the current frame.
     ``sampling_seed``: seed of the initial noise, re-applied at every ``reset()`` so that an
     episode's actions are reproducible (None: not re-seeded).
+
+    Options for LeRobot compatibility (defaults: this project's own layout):
+    ``global_cond_order`` "images_first" (per frame [cameras..., state]) or "state_first"
+    (LeRobot: [state, cameras...]); ``final_conv_groups`` GroupNorm groups of the U-Net's
+    final conv block (None: ``n_groups``; LeRobot: 8); ``crop_rounding`` "floor" or "round"
+    (LeRobot / torchvision CenterCrop) for the centre-crop offset; ``resize_shape`` (H, W)
+    bilinear (antialiased) resize before the crop; ``sampler`` "ddim" or "ddpm" at inference.
     """
 
     policy_type: ClassVar[str] = "diffusion"
@@ -347,6 +361,11 @@ class DiffusionConfig(PolicyConfig):
     do_mask_loss_for_padding: bool = False
     sampling_seed: int | None = 0
     backbone_norm: str = "group_norm"
+    global_cond_order: str = "images_first"
+    final_conv_groups: int | None = None
+    crop_rounding: str = "floor"
+    resize_shape: tuple[int, ...] | None = None
+    sampler: str = "ddim"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -377,6 +396,10 @@ class DiffusionConfig(PolicyConfig):
             raise ValueError("diffusion_step_embed_dim must be even")
         _check_bool(self, "use_film_scale_modulation")
         _check_int(self, "spatial_softmax_num_keypoints", 1)
+        if self.resize_shape is not None:
+            _check_int_tuple(self, "resize_shape")
+            if len(self.resize_shape) != 2:
+                raise ValueError(f"resize_shape must be (H, W) or None, got {self.resize_shape}")
         if self.crop_shape is not None:
             if isinstance(self.crop_shape, list):
                 self.crop_shape = tuple(self.crop_shape)
@@ -384,9 +407,17 @@ class DiffusionConfig(PolicyConfig):
             if len(self.crop_shape) != 2:
                 raise ValueError(f"crop_shape must be (H, W) or None, got {self.crop_shape}")
             for cam in self.cameras:
-                if self.crop_shape[0] > cam.height or self.crop_shape[1] > cam.width:
+                h, w = self.resize_shape if self.resize_shape else (cam.height, cam.width)
+                if self.crop_shape[0] > h or self.crop_shape[1] > w:
                     raise ValueError(f"crop_shape {self.crop_shape} larger than camera {cam.name}")
         _check_bool(self, "crop_is_random")
+        _check_choice(self, "global_cond_order", ("images_first", "state_first"))
+        if self.final_conv_groups is not None:
+            _check_int(self, "final_conv_groups", 1)
+            if self.down_dims[0] % self.final_conv_groups:
+                raise ValueError("down_dims[0] must be divisible by final_conv_groups")
+        _check_choice(self, "crop_rounding", ("floor", "round"))
+        _check_choice(self, "sampler", ("ddim", "ddpm"))
         _check_int(self, "num_train_timesteps", 1)
         _check_choice(self, "beta_schedule", ("squaredcos_cap_v2", "linear", "scaled_linear"))
         _check_float(self, "beta_start", 0.0, low_inclusive=False)

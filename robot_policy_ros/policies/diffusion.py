@@ -43,7 +43,8 @@ class RgbEncoder(nn.Module):
         self.backbone = build_backbone(
             c.vision_backbone, c.backbone_norm, c.backbone_width, c.pretrained_backbone_weights
         )
-        h, w = c.crop_shape if c.crop_shape is not None else (height, width)
+        h, w = c.resize_shape if c.resize_shape is not None else (height, width)
+        h, w = c.crop_shape if c.crop_shape is not None else (h, w)
         fh, fw = type(self.backbone).feature_shape(h, w)
         if fh < 1 or fw < 1:
             raise ValueError(f"image {height}x{width} too small for the backbone")
@@ -54,10 +55,25 @@ class RgbEncoder(nn.Module):
         self.out = nn.Linear(self.feature_dim, self.feature_dim)
         self.crop_shape = c.crop_shape
         self.crop_is_random = c.crop_is_random
+        self.crop_rounding = c.crop_rounding
+        self.resize_shape = c.resize_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) ImageNet-normalised -> (N, feature_dim)."""
-        x = crop_images(x, self.crop_shape, random=self.training and self.crop_is_random)
+        if self.resize_shape is not None and tuple(x.shape[-2:]) != tuple(self.resize_shape):
+            x = F.interpolate(
+                x,
+                size=tuple(self.resize_shape),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+        x = crop_images(
+            x,
+            self.crop_shape,
+            random=self.training and self.crop_is_random,
+            rounding=self.crop_rounding,
+        )
         kp = self.pool(self.backbone(x)).flatten(1)
         return F.relu(self.out(kp))
 
@@ -170,8 +186,9 @@ class ConditionalUnet1D(nn.Module):
                     ]
                 )
             )
+        final_groups = c.final_conv_groups if c.final_conv_groups is not None else c.n_groups
         self.final_conv = nn.Sequential(
-            Conv1dBlock(c.down_dims[0], c.down_dims[0], c.kernel_size, c.n_groups),
+            Conv1dBlock(c.down_dims[0], c.down_dims[0], c.kernel_size, final_groups),
             nn.Conv1d(c.down_dims[0], action_dim, 1),
         )
 
@@ -232,11 +249,12 @@ class DiffusionPolicy(Policy):
             "prediction_type": c.prediction_type,
         }
         self.noise_scheduler = DDPMScheduler(**sched_kwargs)
-        self.sampler = DDIMScheduler(**sched_kwargs)
+        self.sampler = (DDPMScheduler if c.sampler == "ddpm" else DDIMScheduler)(**sched_kwargs)
         self.sampler.set_timesteps(c.num_inference_steps)
         self._generator: torch.Generator | None = None
         self._sample_buf: torch.Tensor | None = None
         self._timesteps_dev: torch.Tensor | None = None
+        self._initial_noise: torch.Tensor | None = None
 
     # --- inference settings ----------------------------------------------------------------
     def set_num_inference_steps(self, steps: int) -> None:
@@ -248,6 +266,19 @@ class DiffusionPolicy(Policy):
         self.config.num_inference_steps = int(steps)
         self.sampler.set_timesteps(int(steps))
         self._timesteps_dev = None
+
+    def set_initial_noise(self, noise: torch.Tensor | None) -> None:
+        """Use ``noise`` (B, horizon, J), normalised action space, as the initial sample of the
+        next predict_chunk only (offline comparisons with a given noise); None: drawn."""
+        if noise is not None:
+            shape = (self.config.horizon, self.config.num_joints)
+            if noise.ndim != 3 or tuple(noise.shape[1:]) != shape:
+                raise ValueError(
+                    f"noise has shape {tuple(noise.shape)}, expected (B, {shape[0]}, {shape[1]})"
+                )
+            if not torch.isfinite(noise).all():
+                raise ValueError("noise is not finite")
+        self._initial_noise = noise
 
     def _on_runtime_change(self) -> None:
         self._generator = None
@@ -273,8 +304,11 @@ class DiffusionPolicy(Policy):
         for i, cam in enumerate(self.config.camera_names):
             x = images[cam].flatten(0, 1)  # (B*n_obs, 3, H, W)
             enc = self.rgb_encoders[0 if self.config.share_backbone else i]
-            feats.append(enc(self._encode_camera_input(x)).view(b, n, -1))
-        feats.append(state.to(feats[0].dtype))
+            feats.append(enc(self._encode_camera_input(x, cam)).view(b, n, -1))
+        if self.config.global_cond_order == "state_first":
+            feats.insert(0, state.to(feats[0].dtype))
+        else:
+            feats.append(state.to(feats[0].dtype))
         return torch.cat(feats, dim=-1).flatten(1)
 
     def _predict_normalized(
@@ -312,11 +346,24 @@ class DiffusionPolicy(Policy):
             self._timesteps_dev = self.sampler.timesteps.to(device)
         # The sample and the scheduler arithmetic stay float32; only the U-Net runs in the
         # runtime dtype (half precision on CUDA).
-        sample = torch.randn(shape, generator=self._generator, device=device, out=self._sample_buf)
+        if self._initial_noise is not None:
+            noise, self._initial_noise = self._initial_noise, None
+            if noise.shape[0] != b:
+                raise ValueError(f"noise has batch size {noise.shape[0]}, observations {b}")
+            sample = self._sample_buf.copy_(noise)
+        else:
+            sample = torch.randn(
+                shape, generator=self._generator, device=device, out=self._sample_buf
+            )
+        ddpm = self.config.sampler == "ddpm"
         for i, t in enumerate(self.sampler.timesteps):
             t_batch = self._timesteps_dev[i].expand(b)
             eps = eps_fn(sample, t_batch).float()
-            sample = self.sampler.step(eps, int(t), sample).prev_sample
+            if ddpm:  # DDPM adds noise at every step: drawn from the policy's generator
+                step = self.sampler.step(eps, int(t), sample, generator=self._generator)
+            else:
+                step = self.sampler.step(eps, int(t), sample)
+            sample = step.prev_sample
         start = c.n_obs_steps - 1
         return sample[:, start : start + c.n_action_steps]
 

@@ -57,7 +57,7 @@ class MLPPolicy(Policy):
         for i, cam in enumerate(self.config.camera_names):
             x = images[cam][:, -1]  # (B, 3, H, W): the MLP reads the current frame only
             backbone = self.backbones[0 if self.config.share_backbone else i]
-            fmap = backbone(self._encode_camera_input(x))
+            fmap = backbone(self._encode_camera_input(x, cam))
             feats.append(fmap.mean(dim=(2, 3)))  # global average pooling
         feats.append(state[:, -1].to(feats[0].dtype))
         return torch.cat(feats, dim=1)

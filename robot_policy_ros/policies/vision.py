@@ -227,8 +227,11 @@ class SpatialSoftmax(nn.Module):
         return (attn @ grid.to(attn.dtype)).view(b, self.num_kp, 2)
 
 
-def crop_images(x: torch.Tensor, shape: tuple[int, int] | None, random: bool) -> torch.Tensor:
-    """Crop (B, C, H, W) to ``shape``: one random offset per batch when ``random``, else centre."""
+def crop_images(
+    x: torch.Tensor, shape: tuple[int, int] | None, random: bool, rounding: str = "floor"
+) -> torch.Tensor:
+    """Crop (B, C, H, W) to ``shape``: one random offset per batch when ``random``, else centre
+    (offset rounded down, or to nearest with ``rounding="round"`` as torchvision does)."""
     if shape is None:
         return x
     h, w = x.shape[-2:]
@@ -238,6 +241,8 @@ def crop_images(x: torch.Tensor, shape: tuple[int, int] | None, random: bool) ->
     if random:
         top = int(torch.randint(0, h - ch + 1, ()).item())
         left = int(torch.randint(0, w - cw + 1, ()).item())
+    elif rounding == "round":
+        top, left = round((h - ch) / 2.0), round((w - cw) / 2.0)
     else:
         top, left = (h - ch) // 2, (w - cw) // 2
     return x[..., top : top + ch, left : left + cw]
