@@ -7,7 +7,11 @@ Prints one JSON line per image size: medians (ms) of torchvision's ResNet18 in t
 ONNX Runtime, and of the MLP's predict_chunk per backend, all timed round-robin in one run.
 """
 
-from robot_policy_ros.bench.inference import main
+from robot_policy_ros.inference.threads import passive_omp_wait
+
+passive_omp_wait()  # before torch loads (see robot_policy_ros.inference.threads)
+
+from robot_policy_ros.bench.inference import main  # noqa: E402
 
 if __name__ == "__main__":
     main()
