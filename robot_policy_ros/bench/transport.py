@@ -1,6 +1,7 @@
 """Image transport: delivery rate and age of camera frames at a subscriber, per DDS setup.
 
-A publisher process sends ``frames`` images at ``rate`` Hz (raw rgb8 or JPEG), stamping
+A publisher process (reliable writer, depth 5, as camera drivers publish by default) sends
+``frames`` images at ``rate`` Hz (raw rgb8 or JPEG), stamping
 each with the wall clock and numbering it in ``header.frame_id``; a subscriber process
 (sensor-data QoS = best effort, or reliable; depth 5 like policy_node's keep-last) records
 which frames arrived and their age (arrival wall clock - header.stamp). Each combination runs
@@ -37,25 +38,26 @@ def _test_image(h: int, w: int) -> np.ndarray:
 
 def _publisher(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
 
     rclpy.init()
     node = rclpy.create_node("transport_bench_pub")
+    # A reliable writer, as camera drivers publish by default: it serves best-effort and
+    # reliable readers alike (a best-effort writer cannot match a reliable reader).
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     img = _test_image(args.height, args.width)
     if args.transport == "raw":
         msg = Image(height=args.height, width=args.width, encoding="rgb8", step=3 * args.width)
         msg.data = img.tobytes()
-        pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+        pub = node.create_publisher(Image, "image_raw", qos)
     else:
         import cv2
 
         ok, jpg = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
         msg = CompressedImage(format="rgb8; jpeg compressed bgr8", data=jpg.tobytes())
-        pub = node.create_publisher(
-            CompressedImage, "image_raw/compressed", qos_profile_sensor_data
-        )
+        pub = node.create_publisher(CompressedImage, "image_raw/compressed", qos)
     deadline = time.monotonic() + 30.0
     while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
