@@ -205,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=None, help="timed rounds per candidate")
     p.add_argument("--transport-seconds", type=float, default=None)
     p.add_argument("--skip", nargs="*", default=[], choices=("inference", "transport"))
+    p.add_argument(
+        "--families",
+        nargs="+",
+        default=None,
+        choices=[label for label, _ in FULL_FAMILIES],
+        help="inference: only these (default: all)",
+    )
+    p.add_argument("--sizes", nargs="+", default=None, help="inference: HxW sizes")
     args = p.parse_args(argv)
 
     from robot_policy_ros.inference.threads import passive_omp_wait
@@ -226,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     if "inference" not in args.skip:
         families = SMOKE_FAMILIES if args.smoke else FULL_FAMILIES
+        if args.families and not args.smoke:
+            families = tuple(f for f in FULL_FAMILIES if f[0] in args.families)
         sizes = [(32, 32)] if args.smoke else list(FULL_SIZES)
+        if args.sizes:
+            sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
         results["inference"] = inference_table(list(families), sizes, args.threads, runs)
     if "transport" not in args.skip:
         seconds = args.transport_seconds or (1.0 if args.smoke else 5.0)
