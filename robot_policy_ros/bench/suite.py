@@ -69,6 +69,12 @@ SMOKE_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+def _hw(text: str) -> tuple[int, int]:
+    """ "224" -> (224, 224); "480x640" -> (480, 640) (height x width)."""
+    h, _, w = text.lower().partition("x")
+    return int(h), int(w or h)
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     """What the figures were measured on."""
     import torch
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             families = tuple(f for f in FULL_FAMILIES if f[0] in args.families)
         sizes = [(32, 32)] if args.smoke else list(FULL_SIZES)
         if args.sizes:
-            sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
+            sizes = [_hw(s) for s in args.sizes]
         results["inference"] = inference_table(list(families), sizes, args.threads, runs)
     if "transport" not in args.skip:
         seconds = args.transport_seconds or (1.0 if args.smoke else 5.0)
