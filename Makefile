@@ -1,4 +1,4 @@
-# The two commands of the README: `make test` and `make demo`.
+# The two commands of the README: `make test` and `make demo` (and `make bench`).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
@@ -22,5 +22,9 @@ test: venv lint
 demo: venv
 	@bash tools/demo.sh
 
+# Benchmark suite (robot_policy_ros/bench/suite.py): bench_output/results.{json,md} + plots.
+bench: venv
+	$(PY) -m robot_policy_ros.bench.suite --out bench_output
+
 clean:
-	rm -rf build install log .pytest_cache .ruff_cache demo_output
+	rm -rf build install log .pytest_cache .ruff_cache demo_output bench_output

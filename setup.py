@@ -13,9 +13,9 @@ PACKAGE = "robot_policy_ros"
 
 
 def config_data_files() -> list[tuple[str, list[str]]]:
-    """Install config/**/*.yaml keeping the sub-directory layout (config/arms/...)."""
+    """Install config/**/*.yaml and config/*.xml keeping the layout (config/arms/...)."""
     groups: dict[str, list[str]] = {}
-    for path in sorted(glob("config/**/*.yaml", recursive=True)):
+    for path in sorted(glob("config/**/*.yaml", recursive=True) + glob("config/*.xml")):
         parent = str(Path(path).parent)
         groups.setdefault(f"share/{PACKAGE}/{parent}", []).append(path)
     return sorted(groups.items())

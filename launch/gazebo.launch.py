@@ -49,6 +49,8 @@ def _launch_setup(context):
                 arguments=bridges,
                 parameters=[{"use_sim_time": True}],
                 output="screen",
+                # the bridge publishes the camera: its segment must hold a full frame
+                additional_env=ls.dds_profile_env(share_dir),
             )
         )
     policy_args = ls.gazebo_arguments(args)

@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from robot_policy_ros.core.transport import dds_profile_env
+
 PACKAGE = "robot_policy_ros"
 
 #: Values the command_streamer's ``command_interface`` parameter accepts.
@@ -1294,9 +1296,13 @@ def node_kwargs(
     )
     if plan.namespace:
         kwargs["namespace"] = plan.namespace
+    # config/fastdds.xml (large shared-memory segment: full-size images arrive in full)
+    env = dds_profile_env(share_dir)
     if not package_indexed:
-        kwargs["additional_env"] = source_tree_env(share_dir)
+        env.update(source_tree_env(share_dir))
         kwargs["exec_name"] = node.name  # label output "[policy_node-1]", not "[python-1]"
+    if env:
+        kwargs["additional_env"] = env
     return kwargs
 
 

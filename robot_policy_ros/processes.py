@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from robot_policy_ros.core.transport import dds_profile_env
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 #: Domain IDs that map to DDS ports outside the Linux ephemeral range on every platform.
@@ -70,7 +72,8 @@ def isolated_ros_env(domain_id: int | None = None, **extra: str) -> dict[str, st
 
     Discovery is limited to localhost and ``ROS_DOMAIN_ID`` is ``domain_id`` (a random one
     in 1..101 when None), so concurrent runs never see each other. This package's source
-    tree is put first on PYTHONPATH so child processes import the same code.
+    tree is put first on PYTHONPATH so child processes import the same code, and Fast DDS
+    loads config/fastdds.xml unless a profile is already set (``extra`` may set or clear it).
     """
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -84,6 +87,8 @@ def isolated_ros_env(domain_id: int | None = None, **extra: str) -> dict[str, st
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
     )
+    # config/fastdds.xml unless the caller's environment names a profile of its own
+    env.update(dds_profile_env(environ=env))
     env.update(extra)
     return env
 

@@ -142,3 +142,28 @@ def test_onnxruntime_refuses_half_precision(tmp_path) -> None:
     policy._set_runtime(torch.device("cpu"), torch.bfloat16)
     with pytest.raises(ValueError, match="float32 only"):
         make_predictor(policy, "onnxruntime", cache_dir=tmp_path)
+
+
+def _omp_policy_after_configure_import(env_value: str | None) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env_value is not None:
+        env["OMP_WAIT_POLICY"] = env_value
+    code = (
+        "import os\n"
+        "from robot_policy_ros.inference.threads import passive_omp_wait\n"
+        "passive_omp_wait()\n"
+        "import torch\n"
+        "print(os.environ['OMP_WAIT_POLICY'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_openmp_does_not_spin_unless_the_user_asks() -> None:
+    assert _omp_policy_after_configure_import(None) == "PASSIVE"
+    assert _omp_policy_after_configure_import("ACTIVE") == "ACTIVE"

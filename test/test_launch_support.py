@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from robot_policy_ros import launch_support as ls
+from robot_policy_ros.core.transport import PROFILE_VARS
 from robot_policy_ros.sim.sequencer import EpisodeSequencer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -595,7 +596,21 @@ def test_source_tree_nodes_start_as_python_modules(ckpt):
     assert kwargs["ros_arguments"] == ["--log-level", "info"]
     assert kwargs["additional_env"]["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
     installed = ls.node_kwargs(plan.nodes[0], plan, REPO, package_indexed=True)
-    assert "additional_env" not in installed and installed["package"] == "robot_policy_ros"
+    assert set(installed.get("additional_env", {})) <= set(PROFILE_VARS)
+    assert installed["package"] == "robot_policy_ros"
+
+
+def test_launched_nodes_use_the_shipped_dds_profile_unless_the_user_set_one(ckpt, monkeypatch):
+    plan = ls.plan_policy_launch({"checkpoint": str(ckpt), "arm": "sim_arm"}, REPO)
+    for var in PROFILE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("RMW_IMPLEMENTATION", raising=False)
+    for indexed in (False, True):
+        env = ls.node_kwargs(plan.nodes[0], plan, REPO, package_indexed=indexed)["additional_env"]
+        assert env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(REPO / "config" / "fastdds.xml")
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/mine.xml")
+    installed = ls.node_kwargs(plan.nodes[0], plan, REPO, package_indexed=True)
+    assert "additional_env" not in installed
 
 
 def test_fallback_share_dir_is_the_folder_above_launch():

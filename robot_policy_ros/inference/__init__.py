@@ -8,14 +8,21 @@
   contract as :class:`~robot_policy_ros.policies.base.Policy`, and ``make_predictor`` which
   picks one by name (``auto``: the fastest installed backend whose outputs match torch).
 
+- :mod:`robot_policy_ros.inference.threads`: runtime threading settings made before torch
+  loads.
+
 onnx / onnxruntime are optional: without them ``auto`` falls back to torch.
 """
 
-from robot_policy_ros.inference.backends import (
-    BACKENDS,
-    Predictor,
-    available_backends,
-    make_predictor,
-)
+from typing import Any
 
 __all__ = ["BACKENDS", "Predictor", "available_backends", "make_predictor"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing the package (e.g. .threads, before torch loads) must not import torch.
+    if name in __all__:
+        from robot_policy_ros.inference import backends
+
+        return getattr(backends, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -86,6 +86,9 @@ class OnnxRuntimePredictor(Predictor):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spinning between calls: idle inference threads must leave the cores to the
+        # control loop and the callbacks (a spinning pool also slows torch work after it).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sessions: dict[str, Any] = {}
         self.files: dict[str, Path] = {}
         hows = []

@@ -220,6 +220,9 @@ class PolicyNode(ManagedNode):
     # -- configuration ------------------------------------------------------------------------
 
     def configure(self, params: dict[str, Any]) -> None:
+        from robot_policy_ros.inference.threads import passive_omp_wait
+
+        passive_omp_wait()  # before torch loads: no OpenMP spinning on a shared CPU
         import torch
 
         from robot_policy_ros.checkpoint import load_checkpoint

@@ -339,8 +339,13 @@ class Policy(nn.Module):
         images[cam] (1, n_obs, 3, H, W) in [0, 1] in the network dtype and the normalised
         float32 state (1, n_obs, J).
         """
+        # contiguous NCHW: a permuted (channels-last strided) input makes torch run the whole
+        # backbone channels-last, which on the CPU measured ~1.4x slower (ResNet18, 64x64).
         out = {
-            name: buf.permute(0, 3, 1, 2).unsqueeze(0).to(self._runtime_dtype).div_(255.0)
+            name: buf.permute(0, 3, 1, 2)
+            .unsqueeze(0)
+            .to(self._runtime_dtype, memory_format=torch.contiguous_format)
+            .div_(255.0)
             for name, buf in images.items()
         }
         return out, self.normalizer.normalize_state(state.unsqueeze(0))

@@ -1,0 +1,1 @@
+"""Benchmarks of the stack against the usual way (``make bench``); figures, not tests."""

@@ -1,0 +1,268 @@
+"""``make bench``: the benchmark suite, written as JSON + markdown + PNG plots.
+
+Sections (each a list of rows in ``results.json``):
+- ``machine``: CPU, cores, load, library versions: figures only compare within one run.
+- ``inference``: per family (MLP, ACT, Diffusion with 10 and 100 sampler steps) and image
+  size, the stack's predict_chunk per backend against the same exported graph run bare by
+  ONNX Runtime (the fastest runtime measured here for that network), plus torchvision's
+  ResNet18 in torch and ONNX Runtime (robot_policy_ros.bench.inference).
+- ``transport``: delivery rate and age of frames at a best-effort / reliable subscriber,
+  raw and JPEG, with and without config/fastdds.xml (robot_policy_ros.bench.transport).
+
+Not yet here (issue 14): control-loop fidelity against the naive baselines, camera-to-command
+latency, chunk seam smoothness, resident memory and training throughput; the existing
+scripts in benchmarks/ measure some of these separately.
+
+``--smoke`` runs every section with tiny models and images in well under a minute (it is
+part of ``make test``); its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+FULL_SIZES = ((96, 96), (224, 224), (480, 640))
+FULL_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("mlp", {}),
+    ("act", {}),
+    ("diffusion_steps10", {"num_inference_steps": 10}),
+    ("diffusion_steps100", {"num_inference_steps": 100}),
+)
+SMOKE_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("mlp", {"vision_backbone": "tiny_cnn", "backbone_width": 8, "hidden_dims": (32,)}),
+    (
+        "act",
+        {
+            "vision_backbone": "tiny_cnn",
+            "backbone_width": 8,
+            "chunk_size": 8,
+            "d_model": 32,
+            "n_heads": 2,
+            "dim_feedforward": 64,
+            "n_encoder_layers": 1,
+            "n_vae_encoder_layers": 1,
+            "latent_dim": 8,
+        },
+    ),
+    (
+        "diffusion_steps3",
+        {
+            "vision_backbone": "tiny_cnn",
+            "backbone_width": 8,
+            "horizon": 8,
+            "n_obs_steps": 2,
+            "n_action_steps": 4,
+            "down_dims": (16, 32),
+            "n_groups": 4,
+            "diffusion_step_embed_dim": 16,
+            "spatial_softmax_num_keypoints": 8,
+            "num_inference_steps": 3,
+        },
+    ),
+)
+
+
+def _hw(text: str) -> tuple[int, int]:
+    """ "224" -> (224, 224); "480x640" -> (480, 640) (height x width)."""
+    h, _, w = text.lower().partition("x")
+    return int(h), int(w or h)
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """What the figures were measured on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "load_average_1_5_15": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    return info
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as markdown tables (also the body of doc/benchmarks.md)."""
+    m = results["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, load "
+        f"{', '.join(f'{v:.1f}' for v in m['load_average_1_5_15'])} at start; torch "
+        f"{m['torch']}, onnxruntime {m['onnxruntime']}, {m['threads']} threads, "
+        f"OMP_WAIT_POLICY={m['omp_wait_policy'] or 'unset'}; {m['time_utc']}."
+        + (" Smoke run: the figures mean nothing." if results.get("smoke") else ""),
+        "",
+        "## Inference (median ms; ratio = stack / bare exported graph in ONNX Runtime)",
+        "",
+        "| policy | image | torch | onnxruntime | bare graph (ORT) | best ratio | "
+        "ResNet18 torch | ResNet18 ORT |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results["inference"]:
+        lat, ref = r["latency"], r["reference_resnet18"]
+        best = min(r["ratio_to_floor"].values())
+        lines.append(
+            f"| {r['variant']} | {r['image']} | {lat['torch']['median_ms']:.1f} | "
+            f"{lat['onnxruntime']['median_ms']:.1f} | "
+            f"{lat['bare_graph_onnxruntime']['median_ms']:.1f} | {best:.2f} "
+            f"({r['fastest_backend']}) | {ref['resnet18_torch']['median_ms']:.1f} | "
+            f"{ref['resnet18_onnxruntime']['median_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Image transport (frames received of those published at 30 Hz; age = arrival - "
+        "header.stamp)",
+        "",
+        "| image | transport | QoS | profile | received / published | fps | age p50 ms | "
+        "age p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results["transport"]:
+        age50 = f"{r['age_p50_ms']:.1f}" if r["age_p50_ms"] is not None else "-"
+        age99 = f"{r['age_p99_ms']:.1f}" if r["age_p99_ms"] is not None else "-"
+        lines.append(
+            f"| {r['image']} | {r['transport']} | {r['qos']} | {r['profile']} | "
+            f"{r['received']} / {r['published']} | {r['received_fps']:.1f} | {age50} | {age99} |"
+        )
+    lines += ["", "Plots: inference.png, transport.png.", ""]
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], out: Path) -> list[str]:
+    """inference.png and transport.png; returns the file names written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    rows = results["inference"]
+    if rows:
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))
+        labels = [f"{r['variant']}\n{r['image']}" for r in rows]
+        keys = ("torch", "onnxruntime", "bare_graph_onnxruntime")
+        width = 0.27
+        for i, key in enumerate(keys):
+            vals = [r["latency"][key]["median_ms"] for r in rows]
+            ax.bar([x + (i - 1) * width for x in range(len(rows))], vals, width, label=key)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_ylabel("median latency (ms)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+        ax.set_title("predict_chunk per backend vs the bare exported graph")
+        fig.tight_layout()
+        fig.savefig(out / "inference.png", dpi=100)
+        plt.close(fig)
+        written.append("inference.png")
+    rows = results["transport"]
+    if rows:
+        fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
+        labels = [
+            f"{r['image']} {r['transport']}\n{r['qos']}\n"
+            f"{'profile' if r['profile'].startswith('config') else 'default'}"
+            for r in rows
+        ]
+        ax.bar(range(len(rows)), [r["received_fps"] for r in rows])
+        ax.axhline(30.0, color="k", lw=0.8, ls="--")
+        ax.set_xticks(range(len(rows)), labels, fontsize=6)
+        ax.set_ylabel("frames/s received (30 published)")
+        ax.set_title("image delivery at the subscriber")
+        fig.tight_layout()
+        fig.savefig(out / "transport.png", dpi=100)
+        plt.close(fig)
+        written.append("transport.png")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; writes results.json, results.md and the plots into --out."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="bench_output")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (make test)")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--runs", type=int, default=None, help="timed rounds per candidate")
+    p.add_argument("--transport-seconds", type=float, default=None)
+    p.add_argument("--skip", nargs="*", default=[], choices=("inference", "transport"))
+    p.add_argument(
+        "--families",
+        nargs="+",
+        default=None,
+        choices=[label for label, _ in FULL_FAMILIES],
+        help="inference: only these (default: all)",
+    )
+    p.add_argument("--sizes", nargs="+", default=None, help="inference: HxW sizes")
+    args = p.parse_args(argv)
+
+    from robot_policy_ros.inference.threads import passive_omp_wait
+
+    passive_omp_wait()  # before torch loads
+
+    from robot_policy_ros.bench.inference import inference_table
+    from robot_policy_ros.bench.transport import transport_table
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = args.runs or (3 if args.smoke else 20)
+    results: dict[str, Any] = {
+        "smoke": args.smoke,
+        "machine": machine_info(args.threads),
+        "inference": [],
+        "transport": [],
+    }
+    t0 = time.monotonic()
+    if "inference" not in args.skip:
+        families = SMOKE_FAMILIES if args.smoke else FULL_FAMILIES
+        if args.families and not args.smoke:
+            families = tuple(f for f in FULL_FAMILIES if f[0] in args.families)
+        sizes = [(32, 32)] if args.smoke else list(FULL_SIZES)
+        if args.sizes:
+            sizes = [_hw(s) for s in args.sizes]
+        results["inference"] = inference_table(list(families), sizes, args.threads, runs)
+    if "transport" not in args.skip:
+        seconds = args.transport_seconds or (1.0 if args.smoke else 5.0)
+        if args.smoke:
+            results["transport"] = transport_table(
+                [(48, 64)], seconds, ("raw",), ("best_effort",), log_dir=out / "logs"
+            )
+        else:
+            results["transport"] = transport_table(
+                [(480, 640), (720, 1280)], seconds, log_dir=out / "logs"
+            )
+    results["duration_s"] = time.monotonic() - t0
+    results["plots"] = plots(results, out)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(markdown(results))
+    print(f"bench: wrote {out}/results.json, results.md, {', '.join(results['plots'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

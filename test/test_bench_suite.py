@@ -1,0 +1,40 @@
+"""make bench: a smoke run writes the JSON (with the machine and every section), markdown, plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from robot_policy_ros.processes import PACKAGE_ROOT, isolated_ros_env
+
+
+def test_bench_smoke_run_writes_results_with_every_field(tmp_path, ros_domain) -> None:
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "robot_policy_ros.bench.suite", "--smoke", "--runs", "2"]
+    done = subprocess.run(
+        [*cmd, "--out", str(out)],
+        env=isolated_ros_env(ros_domain),
+        cwd=str(PACKAGE_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {"cpu", "logical_cores", "load_average_1_5_15", "torch", "threads"} <= set(
+        results["machine"]
+    )
+    families = {r["policy"] for r in results["inference"]}
+    assert families == {"mlp", "act", "diffusion"}
+    for row in results["inference"]:
+        for key in ("torch", "onnxruntime", "bare_graph_onnxruntime"):
+            assert row["latency"][key]["median_ms"] > 0
+        assert set(row["ratio_to_floor"]) == {"torch", "onnxruntime"}
+        assert row["reference_resnet18"]["resnet18_torch"]["median_ms"] > 0
+    assert results["transport"], "no transport rows"
+    for row in results["transport"]:
+        assert row["published"] > 0 and 0 <= row["received"] <= row["published"]
+        assert {"delivered_fraction", "age_p50_ms", "age_p99_ms", "qos", "profile"} <= set(row)
+    assert (out / "results.md").read_text().startswith("# Benchmark results")
+    assert {"inference.png", "transport.png"} <= {p.name for p in out.iterdir()}
