@@ -42,6 +42,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
 from robot_policy_ros.core.images import ImageDecodeError, compressed_to_rgb, raw_to_rgb
 from robot_policy_ros.core.observation import ObservationGate
+from robot_policy_ros.core.observation_health import JointStateError, JointStateMapper, StampWatch
 from robot_policy_ros.core.params import ParamSpec
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
@@ -156,10 +157,6 @@ SPECS: list[ParamSpec] = [
 ]
 
 
-class JointMismatchError(ValueError):
-    """The joint state does not provide the checkpoint's joints."""
-
-
 def chunk_to_trajectory(
     chunk: np.ndarray, joint_names: list[str], stamp: float, fps: float
 ) -> JointTrajectory:
@@ -244,7 +241,8 @@ class PolicyNode(ManagedNode):
         self.fps = float(policy.fps)
         self.chunk_span = (policy.chunk_size - 1) / self.fps
         self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
-        self._joint_index_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._joints = JointStateMapper(self.joint_names)
+        self._stamps = StampWatch()
         self._published_end = -math.inf
         self._warm_up()
 
@@ -333,6 +331,7 @@ class PolicyNode(ManagedNode):
             self._thread = None
         # Forget every input and what was published: nothing old is used after re-activation.
         self.gate.clear()
+        self._stamps.clear()
         self._published_end = -math.inf
         if self.policy is not None:
             self.policy.reset()
@@ -348,43 +347,20 @@ class PolicyNode(ManagedNode):
 
         def _on_image(msg: Image | CompressedImage) -> None:
             if self.active:
-                gate.set_camera(name, stamp_to_sec(msg.header.stamp), msg)
+                stamp = stamp_to_sec(msg.header.stamp)
+                self._stamps.note(name, stamp)
+                gate.set_camera(name, stamp, msg)
 
         return _on_image
-
-    def _joint_index(self, names: tuple[str, ...]) -> np.ndarray:
-        idx = self._joint_index_cache.get(names)
-        if idx is None:
-            position = {n: i for i, n in enumerate(names)}
-            missing = [n for n in self.joint_names if n not in position]
-            if missing:
-                raise JointMismatchError(
-                    f"joint_states lacks joint(s) {missing} that the checkpoint needs (it has "
-                    f"{list(names)}; the checkpoint needs {self.joint_names}): remap "
-                    "joint_states to the arm's topic or use a checkpoint for this arm"
-                )
-            idx = np.array([position[n] for n in self.joint_names], dtype=np.intp)
-            if len(self._joint_index_cache) > 64:
-                self._joint_index_cache.clear()
-            self._joint_index_cache[names] = idx
-        return idx
 
     def _on_joint_state(self, msg: JointState) -> None:
         if not self.active:
             return
         try:
-            names = tuple(msg.name)
-            idx = self._joint_index(names)
-            if len(msg.position) != len(names):
-                raise JointMismatchError(
-                    f"joint_states has {len(names)} names but {len(msg.position)} positions"
-                )
-            positions = np.frombuffer(msg.position, dtype=np.float64)[idx]
-            if not np.isfinite(positions).all():
-                raise JointMismatchError(
-                    "joint_states has non-finite positions for the policy joints"
-                )
-        except JointMismatchError as exc:
+            # By name every message: reordering is read correctly; duplicates, missing joints
+            # and non-finite positions are refused (core/observation_health.py).
+            positions = self._joints.map(msg.name, msg.position)
+        except JointStateError as exc:
             self.joint_error = str(exc)
             self._log("joints", "error", self.joint_error)
             return
@@ -431,11 +407,13 @@ class PolicyNode(ManagedNode):
         from robot_policy_ros.policies.base import Observation
 
         gate = self.gate.snapshot(self._now())
-        if not gate.ok:
+        frozen = [p for p in map(self._stamps.problem, self.camera_names) if p]
+        if not gate.ok or frozen:
+            reason = "; ".join(([gate.reason] if gate.reason else []) + frozen)
             self.stale_skips += 1
-            self.stale_reason = gate.reason
-            self.state = f"no inference: {gate.reason}"
-            self._log("stale", "warning", f"no inference: {gate.reason}")
+            self.stale_reason = reason
+            self.state = f"no inference: {reason}"
+            self._log("stale", "warning", f"no inference: {reason}")
             return False
         self.stale_reason = ""
         try:
