@@ -128,3 +128,32 @@ def test_bad_joint_states_give_no_inference_and_clear_error(
             lambda: message in robot.diagnostic_values("policy_node").get("_message", ""), 5.0
         )
         assert proc.proc.poll() is None
+
+
+def test_namespaced_node_diagnostics_carry_full_name_and_hardware_id(
+    start_node, rclpy_context, checkpoint
+):
+    proc = start_node(
+        POLICY,
+        "-r",
+        "__ns:=/arm_left",
+        "-p",
+        f"checkpoint:={checkpoint}",
+        "-p",
+        "torch_threads:=1",
+        "-p",
+        "hardware_id:=left_arm_sn42",
+    )
+    with FakeRobot(rclpy_context) as robot:
+
+        def status():
+            for _, array in list(robot.diagnostics):
+                for s in array.status:
+                    if s.name == "/arm_left/policy_node: inference":
+                        return s
+            return None
+
+        assert robot.wait_for(lambda: status() is not None, 60.0), proc.output()
+        assert status().hardware_id == "left_arm_sn42"
+        # Nothing reaches it from the root namespace's inputs: two arms never mix.
+        assert "no joint_states message received yet" in status().message

@@ -154,6 +154,13 @@ SPECS: list[ParamSpec] = [
         "inference does not page-fault fresh memory in on every call (tens of thousands of "
         "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
     ),
+    ParamSpec(
+        "hardware_id",
+        "",
+        "diagnostic_msgs hardware_id of this node's status (e.g. the arm's serial); empty: "
+        "the node's fully qualified name, so namespaced copies of the stack stay apart.",
+        check=lambda v: None if len(v) <= 256 else "at most 256 characters",
+    ),
 ]
 
 
@@ -501,7 +508,10 @@ class PolicyNode(ManagedNode):
         else:
             level = 1
         message = values.get("joint_error") or self.state
-        status = diagnostic_status(f"{self.get_name()}: inference", level, message, values)
+        fqn = self.get_fully_qualified_name()
+        status = diagnostic_status(
+            f"{fqn}: inference", level, message, values, self.params.get("hardware_id") or fqn
+        )
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def _log_status(self) -> None:
