@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robot_policy_ros.core.observation_health import JointStateError, JointStateMapper, StampWatch
+from robot_policy_ros.core.observation_health import (
+    JointStateError,
+    JointStateMapper,
+    StampWatch,
+    arm_mismatches,
+    parse_camera_sizes,
+)
 
 NEEDED = ["shoulder", "elbow", "wrist"]
 
@@ -101,3 +107,22 @@ def test_cameras_are_judged_separately():
         w.note("front", s)
     w.note("wrist", 1.0)
     assert w.problem("front") and not w.problem("wrist")
+
+
+def test_arm_fit_names_both_sides():
+    ck_cams = {"front": (224, 224)}
+    assert arm_mismatches(NEEDED, ck_cams, [], {}) == []
+    assert arm_mismatches(NEEDED, ck_cams, list(reversed(NEEDED)), {"front": (224, 224)}) == []
+    (joints,) = arm_mismatches(NEEDED, ck_cams, ["a", "b"], {})
+    assert str(NEEDED) in joints and "['a', 'b'] (2)" in joints
+    (size,) = arm_mismatches(NEEDED, ck_cams, [], {"front": (480, 640)})
+    assert "expects 224x224" in size and "gives 480x640" in size
+
+
+def test_camera_sizes_parsed_or_refused():
+    assert parse_camera_sizes(["front:480x640", "wrist:96X128"]) == {
+        "front": (480, 640),
+        "wrist": (96, 128),
+    }
+    with pytest.raises(ValueError, match="NAME:HEIGHTxWIDTH"):
+        parse_camera_sizes(["front:480"])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import struct
+import subprocess
 import time
 import zlib
 
 import cv2
 import numpy as np
 import pytest
+from ros_test_utils import NodeProcess
 from runtime_fakes import JOINTS, FakeRobot, make_checkpoint
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -157,3 +159,40 @@ def test_namespaced_node_diagnostics_carry_full_name_and_hardware_id(
         assert status().hardware_id == "left_arm_sn42"
         # Nothing reaches it from the root namespace's inputs: two arms never mix.
         assert "no joint_states message received yet" in status().message
+
+
+def _run_to_exit(node_env, *ros_args: str) -> NodeProcess:
+    proc = NodeProcess(POLICY, ros_args=ros_args, env=node_env)
+    try:
+        proc.proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.stop()
+        raise
+    return proc
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        (
+            "arm_joint_names:=['shoulder','elbow','wrist','gripper']",
+            "the checkpoint's joints ['shoulder', 'elbow', 'wrist'] (3) are not the arm's "
+            "joints ['shoulder', 'elbow', 'wrist', 'gripper'] (4)",
+        ),
+        (
+            "arm_cameras:=['wrist:32x32']",
+            "the checkpoint's cameras ['front'] are not the arm's cameras ['wrist']",
+        ),
+        (
+            "arm_cameras:=['front:480x640']",
+            "camera 'front': the checkpoint expects 32x32 (HxW), the arm's camera gives 480x640",
+        ),
+    ],
+)
+def test_wrong_checkpoint_for_the_arm_refused_naming_both_sides(
+    node_env, checkpoint, param, expected
+):
+    proc = _run_to_exit(node_env, "-p", f"checkpoint:={checkpoint}", "-p", param)
+    assert proc.proc.returncode == 1, proc.output()
+    assert "does not fit this arm" in proc.output() and expected in proc.output(), proc.output()
+    assert "active" not in proc.output().split("does not fit")[-1]

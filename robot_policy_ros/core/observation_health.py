@@ -133,3 +133,52 @@ class StampWatch:
             self._last.clear()
             self._same.clear()
             self._backwards.clear()
+
+
+def parse_camera_sizes(items: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``["front:480x640", ...]`` -> {"front": (480, 640)}; ValueError naming a bad item."""
+    out: dict[str, tuple[int, int]] = {}
+    for item in items:
+        name, sep, size = item.partition(":")
+        h, x, w = size.lower().partition("x")
+        if not name or not sep or not x or not h.isdigit() or not w.isdigit():
+            raise ValueError(
+                f"camera {item!r} must look like NAME:HEIGHTxWIDTH, e.g. front:480x640"
+            )
+        out[name] = (int(h), int(w))
+    return out
+
+
+def arm_mismatches(
+    checkpoint_joints: Sequence[str],
+    checkpoint_cameras: dict[str, tuple[int, int]],
+    arm_joints: Sequence[str],
+    arm_cameras: dict[str, tuple[int, int]],
+) -> list[str]:
+    """Why a checkpoint does not fit the arm, each problem naming both sides ([] = fits).
+
+    An empty ``arm_joints`` / ``arm_cameras`` means "not declared" and is not compared.
+    Joints are compared as lists (names and count; order matters for nothing else, but a
+    different order is reported so a relabelled arm is noticed); cameras by name and by
+    image size (height x width).
+    """
+    problems = []
+    if arm_joints and sorted(arm_joints) != sorted(checkpoint_joints):
+        problems.append(
+            f"the checkpoint's joints {list(checkpoint_joints)} ({len(checkpoint_joints)}) are "
+            f"not the arm's joints {list(arm_joints)} ({len(arm_joints)})"
+        )
+    if arm_cameras:
+        if set(arm_cameras) != set(checkpoint_cameras):
+            problems.append(
+                f"the checkpoint's cameras {sorted(checkpoint_cameras)} are not the arm's "
+                f"cameras {sorted(arm_cameras)}"
+            )
+        for name in sorted(set(arm_cameras) & set(checkpoint_cameras)):
+            if arm_cameras[name] != checkpoint_cameras[name]:
+                (ch, cw), (ah, aw) = checkpoint_cameras[name], arm_cameras[name]
+                problems.append(
+                    f"camera '{name}': the checkpoint expects {ch}x{cw} (HxW), the arm's "
+                    f"camera gives {ah}x{aw}"
+                )
+    return problems

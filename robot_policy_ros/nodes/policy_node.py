@@ -42,7 +42,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
 from robot_policy_ros.core.images import ImageDecodeError, compressed_to_rgb, raw_to_rgb
 from robot_policy_ros.core.observation import ObservationGate
-from robot_policy_ros.core.observation_health import JointStateError, JointStateMapper, StampWatch
+from robot_policy_ros.core.observation_health import (
+    JointStateError,
+    JointStateMapper,
+    StampWatch,
+    arm_mismatches,
+    parse_camera_sizes,
+)
 from robot_policy_ros.core.params import ParamSpec
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
@@ -161,7 +167,30 @@ SPECS: list[ParamSpec] = [
         "the node's fully qualified name, so namespaced copies of the stack stay apart.",
         check=lambda v: None if len(v) <= 256 else "at most 256 characters",
     ),
+    ParamSpec(
+        "arm_joint_names",
+        [],
+        "Joints of the arm this node drives; when set, a checkpoint for other joints (names "
+        "or count) is refused at configure, naming both lists. Empty: not checked.",
+        element_type=str,
+    ),
+    ParamSpec(
+        "arm_cameras",
+        [],
+        "Cameras of the arm as NAME:HEIGHTxWIDTH (e.g. front:480x640); when set, a checkpoint "
+        "with other camera names or image sizes is refused at configure. Empty: not checked.",
+        element_type=str,
+        check=lambda v: _check_cameras(v),
+    ),
 ]
+
+
+def _check_cameras(value: list[str]) -> str | None:
+    try:
+        parse_camera_sizes(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def chunk_to_trajectory(
@@ -240,6 +269,18 @@ class PolicyNode(ManagedNode):
             raise ConfigurationError(
                 f"checkpoint {params['checkpoint']!r} has chunk_size {policy.chunk_size}: a chunk "
                 "needs at least 2 actions to cover any time"
+            )
+        problems = arm_mismatches(
+            list(policy.joint_names),
+            dict(policy.image_shapes),
+            params["arm_joint_names"],
+            parse_camera_sizes(params["arm_cameras"]),
+        )
+        if problems:
+            raise ConfigurationError(
+                f"checkpoint {params['checkpoint']!r} does not fit this arm: "
+                + "; ".join(problems)
+                + " (use the checkpoint trained for this arm, or fix arm_joint_names/arm_cameras)"
             )
         self.policy = policy
         self.joint_names = list(policy.joint_names)
