@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from fuzz import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from robot_policy_ros.core.observation_health import (
@@ -63,7 +64,7 @@ def test_permutation_cache_is_bounded():
     assert len(m._cache) <= 4
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz_settings(300)
 @given(
     names=st.lists(st.sampled_from([*NEEDED, "gripper", "base"]), max_size=7),
     values=st.lists(
