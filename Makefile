@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: venv test lint format demo bench clean
+.PHONY: venv test fuzz lint format demo bench clean
 
 venv:
 	@bash tools/setup_venv.sh
@@ -18,6 +18,12 @@ format: venv
 
 test: venv lint
 	$(PY) -m pytest
+
+# Long property-based profile (not in make test): FUZZ_EXAMPLES cases per hypothesis target.
+FUZZ_EXAMPLES ?= 10000
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q test/test_images_malformed.py \
+		test/test_observation_health.py test/test_chunk_buffer.py test/test_safety_filter.py
 
 demo: venv
 	@bash tools/demo.sh

@@ -54,3 +54,12 @@ def start_node(node_env: dict[str, str]):
     for proc in started:
         if proc.proc.returncode not in (0, -2, 130, None):
             print(f"--- {proc.module} exited {proc.proc.returncode}; output:\n{proc.output()}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``make fuzz`` (FUZZ_EXAMPLES set) run only the hypothesis property tests."""
+    if not os.environ.get("FUZZ_EXAMPLES"):
+        return
+    keep = [i for i in items if getattr(getattr(i, "obj", None), "is_hypothesis_test", False)]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep

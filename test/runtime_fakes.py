@@ -285,10 +285,12 @@ class FakeRobot:
             arrays = [m for _, m in self.diagnostics]
         for array in reversed(arrays):
             for status in array.status:
-                if status.name.startswith(status_prefix):
+                # Names are fully qualified ("/policy_node: ..."); a bare prefix matches too.
+                if status.name.lstrip("/").startswith(status_prefix.lstrip("/")):
                     values = {kv.key: kv.value for kv in status.values}
                     values["_message"] = status.message
                     values["_level"] = str(status.level[0])
+                    values["_hardware_id"] = status.hardware_id
                     return values
         return {}
 

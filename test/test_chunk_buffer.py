@@ -7,7 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from fuzz import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode, ChunkBuffer
@@ -379,7 +380,7 @@ def chunk_sets(draw):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz_settings(60)
 @given(
     chunks=chunk_sets(),
     t=st.floats(min_value=-0.5, max_value=15.0),
@@ -407,7 +408,7 @@ def test_action_is_none_exactly_when_uncovered_and_within_chunk_value_range(chun
     assert buf.horizon(t) >= 0.0
 
 
-@settings(max_examples=40, deadline=None)
+@fuzz_settings(40)
 @given(chunks=chunk_sets(), t=st.floats(min_value=0.0, max_value=15.0))
 def test_prune_never_changes_answers_at_or_after_t(chunks, t):
     buf = ChunkBuffer(J, BlendConfig(mode=BlendMode.TEMPORAL_ENSEMBLE))

@@ -8,7 +8,8 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from fuzz import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from robot_policy_ros.core.images import (
@@ -168,7 +169,7 @@ def test_decoded_size_must_match_declared_size():
 _ENCODINGS = st.sampled_from(["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "mono16", "foo"])
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz_settings(300)
 @given(
     encoding=_ENCODINGS,
     height=st.integers(-2, 40),
@@ -186,7 +187,7 @@ def test_raw_decode_either_refuses_or_gives_exact_rgb(encoding, height, width, s
     assert length == step * height
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz_settings(200)
 @given(
     img=st.integers(1, 24).flatmap(
         lambda h: st.integers(1, 24).map(lambda w: np.full((h, w, 3), (h * 7) % 256, np.uint8))
@@ -198,7 +199,7 @@ def test_valid_raw_frames_round_trip(img, encoding):
     np.testing.assert_array_equal(raw_to_rgb(encoding, h, w, step, data), img)
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz_settings(300)
 @given(
     data=st.binary(max_size=512), prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8"])
 )
@@ -210,7 +211,7 @@ def test_compressed_decode_of_random_bytes_never_crashes(data, prefix):
     assert out.ndim == 3 and out.shape[2] == 3 and out.dtype == np.uint8
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz_settings(150)
 @given(cut=st.integers(0, 10_000), flip=st.integers(0, 10_000))
 def test_mutated_png_refused_or_exact(cut, flip):
     img = np.random.default_rng(2).integers(0, 256, (24, 24, 3), np.uint8)

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from fuzz import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from robot_policy_ros.core.safety import JointLimits, SafetyFilter, SafetyReport
@@ -345,7 +346,7 @@ dt_st = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz_settings(150)
 @given(
     measured=st.lists(st.floats(-10.0, 10.0), min_size=3, max_size=3),
     steps=st.lists(st.tuples(target_st, dt_st), min_size=1, max_size=40),

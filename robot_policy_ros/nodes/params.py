@@ -16,6 +16,7 @@ from rclpy.exceptions import (
     ParameterUninitializedException,
 )
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from robot_policy_ros.core.params import ParameterError, ParamSpec, spec_names
 
@@ -87,7 +88,8 @@ def declare_parameters(
         descriptor = descriptor_for(spec, read_only)
         try:
             if spec.is_list and not spec.default:
-                node.declare_parameter(spec.name, descriptor.type, descriptor)
+                # A Parameter.Type (not the plain int) declares it typed but unset.
+                node.declare_parameter(spec.name, Parameter.Type(descriptor.type), descriptor)
             else:
                 node.declare_parameter(spec.name, spec.default, descriptor)
         except InvalidParameterTypeException as exc:

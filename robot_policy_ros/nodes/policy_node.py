@@ -42,6 +42,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
 from robot_policy_ros.core.images import ImageDecodeError, compressed_to_rgb, raw_to_rgb
 from robot_policy_ros.core.observation import ObservationGate
+from robot_policy_ros.core.observation_health import (
+    JointStateError,
+    JointStateMapper,
+    StampWatch,
+    arm_mismatches,
+    parse_camera_sizes,
+)
 from robot_policy_ros.core.params import ParamSpec
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
@@ -161,11 +168,37 @@ SPECS: list[ParamSpec] = [
         "inference does not page-fault fresh memory in on every call (tens of thousands of "
         "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
     ),
+    ParamSpec(
+        "hardware_id",
+        "",
+        "diagnostic_msgs hardware_id of this node's status (e.g. the arm's serial); empty: "
+        "the node's fully qualified name, so namespaced copies of the stack stay apart.",
+        check=lambda v: None if len(v) <= 256 else "at most 256 characters",
+    ),
+    ParamSpec(
+        "arm_joint_names",
+        [],
+        "Joints of the arm this node drives; when set, a checkpoint for other joints (names "
+        "or count) is refused at configure, naming both lists. Empty: not checked.",
+        element_type=str,
+    ),
+    ParamSpec(
+        "arm_cameras",
+        [],
+        "Cameras of the arm as NAME:HEIGHTxWIDTH (e.g. front:480x640); when set, a checkpoint "
+        "with other camera names or image sizes is refused at configure. Empty: not checked.",
+        element_type=str,
+        check=lambda v: _check_cameras(v),
+    ),
 ]
 
 
-class JointMismatchError(ValueError):
-    """The joint state does not provide the checkpoint's joints."""
+def _check_cameras(value: list[str]) -> str | None:
+    try:
+        parse_camera_sizes(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def chunk_to_trajectory(
@@ -249,6 +282,18 @@ class PolicyNode(ManagedNode):
                 f"checkpoint {params['checkpoint']!r} has chunk_size {policy.chunk_size}: a chunk "
                 "needs at least 2 actions to cover any time"
             )
+        problems = arm_mismatches(
+            list(policy.joint_names),
+            dict(policy.image_shapes),
+            params["arm_joint_names"],
+            parse_camera_sizes(params["arm_cameras"]),
+        )
+        if problems:
+            raise ConfigurationError(
+                f"checkpoint {params['checkpoint']!r} does not fit this arm: "
+                + "; ".join(problems)
+                + " (use the checkpoint trained for this arm, or fix arm_joint_names/arm_cameras)"
+            )
         self.predictor = self._make_predictor(policy, params)
         self.policy = policy
         self.joint_names = list(policy.joint_names)
@@ -257,7 +302,8 @@ class PolicyNode(ManagedNode):
         self.fps = float(policy.fps)
         self.chunk_span = (policy.chunk_size - 1) / self.fps
         self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
-        self._joint_index_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._joints = JointStateMapper(self.joint_names)
+        self._stamps = StampWatch()
         self._published_end = -math.inf
         self._warm_up()
 
@@ -363,6 +409,7 @@ class PolicyNode(ManagedNode):
             self._thread = None
         # Forget every input and what was published: nothing old is used after re-activation.
         self.gate.clear()
+        self._stamps.clear()
         self._published_end = -math.inf
         if self.policy is not None:
             self.policy.reset()
@@ -378,43 +425,20 @@ class PolicyNode(ManagedNode):
 
         def _on_image(msg: Image | CompressedImage) -> None:
             if self.active:
-                gate.set_camera(name, stamp_to_sec(msg.header.stamp), msg)
+                stamp = stamp_to_sec(msg.header.stamp)
+                self._stamps.note(name, stamp)
+                gate.set_camera(name, stamp, msg)
 
         return _on_image
-
-    def _joint_index(self, names: tuple[str, ...]) -> np.ndarray:
-        idx = self._joint_index_cache.get(names)
-        if idx is None:
-            position = {n: i for i, n in enumerate(names)}
-            missing = [n for n in self.joint_names if n not in position]
-            if missing:
-                raise JointMismatchError(
-                    f"joint_states lacks joint(s) {missing} that the checkpoint needs (it has "
-                    f"{list(names)}; the checkpoint needs {self.joint_names}): remap "
-                    "joint_states to the arm's topic or use a checkpoint for this arm"
-                )
-            idx = np.array([position[n] for n in self.joint_names], dtype=np.intp)
-            if len(self._joint_index_cache) > 64:
-                self._joint_index_cache.clear()
-            self._joint_index_cache[names] = idx
-        return idx
 
     def _on_joint_state(self, msg: JointState) -> None:
         if not self.active:
             return
         try:
-            names = tuple(msg.name)
-            idx = self._joint_index(names)
-            if len(msg.position) != len(names):
-                raise JointMismatchError(
-                    f"joint_states has {len(names)} names but {len(msg.position)} positions"
-                )
-            positions = np.frombuffer(msg.position, dtype=np.float64)[idx]
-            if not np.isfinite(positions).all():
-                raise JointMismatchError(
-                    "joint_states has non-finite positions for the policy joints"
-                )
-        except JointMismatchError as exc:
+            # By name every message: reordering is read correctly; duplicates, missing joints
+            # and non-finite positions are refused (core/observation_health.py).
+            positions = self._joints.map(msg.name, msg.position)
+        except JointStateError as exc:
             self.joint_error = str(exc)
             self._log("joints", "error", self.joint_error)
             return
@@ -461,11 +485,13 @@ class PolicyNode(ManagedNode):
         from robot_policy_ros.policies.base import Observation
 
         gate = self.gate.snapshot(self._now())
-        if not gate.ok:
+        frozen = [p for p in map(self._stamps.problem, self.camera_names) if p]
+        if not gate.ok or frozen:
+            reason = "; ".join(([gate.reason] if gate.reason else []) + frozen)
             self.stale_skips += 1
-            self.stale_reason = gate.reason
-            self.state = f"no inference: {gate.reason}"
-            self._log("stale", "warning", f"no inference: {gate.reason}")
+            self.stale_reason = reason
+            self.state = f"no inference: {reason}"
+            self._log("stale", "warning", f"no inference: {reason}")
             return False
         self.stale_reason = ""
         try:
@@ -553,7 +579,10 @@ class PolicyNode(ManagedNode):
         else:
             level = 1
         message = values.get("joint_error") or self.state
-        status = diagnostic_status(f"{self.get_name()}: inference", level, message, values)
+        fqn = self.get_fully_qualified_name()
+        status = diagnostic_status(
+            f"{fqn}: inference", level, message, values, self.params.get("hardware_id") or fqn
+        )
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def _log_status(self) -> None:
