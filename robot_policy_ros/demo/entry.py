@@ -10,6 +10,7 @@ from pathlib import Path
 
 from robot_policy_ros.demo.config import DemoConfig
 from robot_policy_ros.demo.pipeline import Demo
+from robot_policy_ros.sim.task import TASKS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     d = DemoConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--policy", default=os.environ.get("POLICY", d.policy))
+    parser.add_argument(
+        "--task",
+        default=os.environ.get("TASK", d.task),
+        help=f"the sim's task: {', '.join(TASKS)}",
+    )
     parser.add_argument("--demo-episodes", type=int, default=d.demo_episodes)
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--train-steps", type=int, default=d.train_steps)
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         cam_w, cam_h = (int(v) for v in args.camera_size.lower().split("x"))
         cfg = DemoConfig(
             policy=args.policy,
+            task=args.task,
             demo_episodes=args.demo_episodes,
             eval_episodes=args.eval_episodes,
             train_steps=args.train_steps,
@@ -81,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print()
     print((cfg.out_dir / "report.md").read_text())
-    keys = ("policy_success_rate", "expert_success_rate", "control_rate_hz", "duration_s")
+    keys = (
+        "task",
+        "policy",
+        "policy_success_rate",
+        "expert_success_rate",
+        "control_rate_hz",
+        "duration_s",
+    )
     print(json.dumps({k: report[k] for k in keys}))
     return 0

@@ -58,6 +58,7 @@ class Demo:
         return [
             "-r", f"__ns:={ARM_NS}",
             "-p", f"seed:={seed}",
+            "-p", f"task:={c.task}",
             "-p", f"image_width:={c.image_width}",
             "-p", f"image_height:={c.image_height}",
             "-p", f"camera_rate_hz:={c.camera_rate_hz}",
@@ -105,7 +106,9 @@ class Demo:
     def record(self) -> tuple[Path, list[dict[str, Any]]]:
         c = self.cfg
         bag_dir = self.out / "demos"
-        self.clock.say(f"stage 1/4: recording {c.demo_episodes} expert demonstrations")
+        self.clock.say(
+            f"stage 1/4: recording {c.demo_episodes} expert demonstrations of task {c.task}"
+        )
         self.start("sim_robot", "record_sim_robot", *self.sim_args(c.train_seed))
         self.start(
             "scripted_expert",

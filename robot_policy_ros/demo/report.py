@@ -138,6 +138,7 @@ def write_report(
     expert_rate = sum(bool(r.get("success")) for r in expert) / max(1, len(expert))
     training = training_summary(ckpt)
     report = {
+        "task": c.task,
         "policy": c.policy,
         "episodes": len(results),
         "demo_episodes": len(expert),
@@ -174,6 +175,7 @@ def write_report(
     md = [
         "# robot_policy_ros demo report",
         "",
+        f"- task: **{c.task}**",
         f"- policy: **{c.policy}** ({training.get('summary', 'see checkpoint/')}), "
         f"trained on {len(expert)} recorded expert episodes (seed {c.train_seed})",
         f"- success: **{success_rate:.0%}** over {len(results)} unseen episodes "
