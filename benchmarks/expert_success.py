@@ -9,6 +9,7 @@ topics, wall-clock time), episodes advanced through ~/reset; slower (a few s per
 
     .venv/bin/python benchmarks/expert_success.py --episodes 100 --seed 1000
     .venv/bin/python benchmarks/expert_success.py --ros --episodes 20 --seed 1000
+    .venv/bin/python benchmarks/expert_success.py --task two_targets --episodes 100
 """
 
 from __future__ import annotations
@@ -31,32 +32,29 @@ sys.path.insert(0, str(ROOT))
 
 from robot_policy_ros.sim.arm import load_arm_config  # noqa: E402
 from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner  # noqa: E402
-from robot_policy_ros.sim.task import TaskConfig  # noqa: E402
+from robot_policy_ros.sim.rollout import run_expert_episode  # noqa: E402
+from robot_policy_ros.sim.task import TASKS, TaskConfig  # noqa: E402
 from robot_policy_ros.sim.world import SimWorld  # noqa: E402
 
 
 def run_in_process(args: argparse.Namespace) -> dict:
     """Simulate ``args.episodes`` episodes; returns the summary."""
     config = load_arm_config(args.arm_config or None)
-    task = TaskConfig(episode_timeout_s=args.episode_timeout_s)
+    task = TaskConfig(episode_timeout_s=args.episode_timeout_s, task=args.task)
     world = SimWorld(config, task, seed=args.seed, physics_rate_hz=args.physics_rate_hz)
     planner = ExpertPlanner(config, ExpertConfig(noise_std=args.noise_std))
-    period = 1.0 / args.rate_hz
-    times, successes = [], 0
+    times, successes, choices = [], 0, []
     for k in range(args.episodes):
-        world.reset(index=k)
         rng = np.random.default_rng([args.seed, k]) if args.noise_std > 0 else None
-        t = world.time
-        plan = planner.plan(world.arm.q, world.episode.target, t, rng)
-        while not world.episode.done:
-            world.command_position(config.clamp(plan.sample(t)), t)
-            t += period
-            world.advance_to(t)
-        successes += int(world.episode.success)
-        if world.episode.success:
-            times.append(world.episode.elapsed_s)
+        ep = run_expert_episode(world, planner, k, args.rate_hz, args.seed, rng)
+        successes += int(ep.success)
+        choices.append(ep.choice)
+        if ep.success:
+            times.append(ep.elapsed_s)
     return {
         "mode": "in-process",
+        "task": args.task,
+        "first_target_chosen": float(np.mean(np.asarray(choices) == 0)),
         "episodes": args.episodes,
         "seed": args.seed,
         "noise_std": args.noise_std,
@@ -92,6 +90,8 @@ def run_with_nodes(args: argparse.Namespace) -> dict:
                 "image_height:=120",
                 "-p",
                 f"episode_timeout_s:={args.episode_timeout_s}",
+                "-p",
+                f"task:={args.task}",
             ],
             env=env,
             cwd=ROOT,
@@ -140,6 +140,7 @@ def run_with_nodes(args: argparse.Namespace) -> dict:
     times = [t for s, t in results if s]
     return {
         "mode": "ros-nodes",
+        "task": args.task,
         "episodes": args.episodes,
         "seed": args.seed,
         "noise_std": args.noise_std,
@@ -158,6 +159,7 @@ def main() -> int:
     parser.add_argument("--physics-rate-hz", type=float, default=500.0)
     parser.add_argument("--episode-timeout-s", type=float, default=20.0)
     parser.add_argument("--arm-config", default="")
+    parser.add_argument("--task", default="reach", choices=TASKS)
     parser.add_argument("--ros", action="store_true", help="use the real nodes over DDS")
     parser.add_argument("--domain-id", type=int, default=None, help="default: a leased free one")
     args = parser.parse_args()

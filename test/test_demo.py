@@ -19,6 +19,7 @@ from robot_policy_ros.demo import (
     recorded_episodes,
     training_summary,
 )
+from robot_policy_ros.demo.report import write_report
 
 
 def test_command_timing_of_a_steady_stream_is_the_rate_with_no_error() -> None:
@@ -122,7 +123,13 @@ def test_plot_eval_writes_a_png(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"policy": "gpt"}, {"eval_episodes": 0}, {"blending": "max"}, {"train_steps": 0}],
+    [
+        {"policy": "gpt"},
+        {"eval_episodes": 0},
+        {"blending": "max"},
+        {"train_steps": 0},
+        {"task": "stack_blocks"},
+    ],
 )
 def test_demo_config_rejects_bad_values(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -133,3 +140,23 @@ def test_demo_refuses_to_evaluate_on_the_training_seed() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--train-seed", "5", "--eval-seed", "5"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(("task", "policy"), [("reach", "mlp"), ("two_targets", "act")])
+def test_report_names_the_task_and_the_policy(tmp_path: Path, task: str, policy: str) -> None:
+    cfg = DemoConfig(task=task, policy=policy, out_dir=tmp_path)
+    t = np.arange(0.0, 2.0, 0.02)
+    snap = {
+        "commands": [(float(x), [0.0, 0.1]) for x in t],
+        "states": [(float(x), [0.0, 0.1]) for x in t],
+        "chunks": [0.5, 1.0],
+        "joint_names": ["a", "b"],
+        "diagnostics": {},
+        "pauses": [],
+    }
+    results = [{"index": 0, "success": True, "elapsed_s": 1.5}, {"index": 1, "success": False}]
+    report = write_report(cfg, results, results, snap, tmp_path / "ckpt", 12.0, {"train": 3.0})
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["task"] == report["task"] == task
+    assert saved["policy"] == policy and saved["policy_success_rate"] == 0.5
+    assert f"task: **{task}**" in (tmp_path / "report.md").read_text()

@@ -45,6 +45,44 @@ def test_expert_solves_consecutive_episodes_through_topics(start_node, rclpy_con
     assert "planned reach" in expert.output()
 
 
+def test_expert_solves_two_targets_through_the_targets_topic(start_node, rclpy_context):
+    from geometry_msgs.msg import PoseArray
+    from test_sim_robot_node import LATCHED
+
+    sim = start_node(
+        "robot_policy_ros.nodes.sim_robot", *SMALL, "-p", "seed:=3", "-p", "task:=two_targets"
+    )
+    expert = start_node("robot_policy_ros.nodes.scripted_expert")
+    probe = SimProbe(rclpy_context)
+    target_sets: list[np.ndarray] = []
+    probe.node.create_subscription(
+        PoseArray,
+        "/sim_robot/targets",
+        lambda m: target_sets.append(
+            np.array([[q.position.x, q.position.y, q.position.z] for q in m.poses])
+        ),
+        LATCHED,
+    )
+    probe.wait_ready()
+    for k in range(3):
+        if k:
+            assert probe.reset()["index"] == k
+        done = probe.spin_until(
+            lambda k=k: (
+                bool(probe.episodes)
+                and probe.episodes[-1]["index"] == k
+                and probe.episodes[-1]["done"]
+            ),
+            15.0,
+        )
+        assert done, sim.output() + expert.output()
+        assert probe.episodes[-1]["success"], probe.episodes[-1]
+    assert len(target_sets) == 3 and all(t.shape == (2, 3) for t in target_sets)
+    # ~/target keeps naming the first target, as in reach.
+    np.testing.assert_allclose(probe.targets, [t[0] for t in target_sets])
+    assert expert.output().count("2 targets: going to target") == 3
+
+
 def test_expert_bad_parameter_stops_with_clear_error(node_env):
     # NodeProcess directly (not start_node): it exits on its own with code 2.
     proc = NodeProcess(

@@ -190,6 +190,10 @@ def test_position_command_moves_arm_within_limits(start_node, rclpy_context):
     ts = np.array([m[1] for m in probe.joint_states[start:]])
     assert np.all(qs <= CFG.upper + 1e-12) and np.all(qs >= CFG.lower - 1e-12)
     assert np.all(np.abs(vs) <= CFG.max_velocity + 1e-9)
+    # Under load two timer callbacks can fall in one physics step: the same state twice,
+    # same stamp (no motion in zero time); speeds are between distinct stamps.
+    distinct = np.concatenate([[True], np.diff(ts) > 0])
+    qs, ts = qs[distinct], ts[distinct]
     speed = np.abs(np.diff(qs, axis=0)) / np.diff(ts)[:, None]
     assert np.all(speed <= CFG.max_velocity * 1.05)
     assert np.max(np.abs(vs[:, 0])) > 1.0  # it really moved at speed

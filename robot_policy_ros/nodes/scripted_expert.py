@@ -1,8 +1,10 @@
 """scripted_expert: solves the sim task from privileged state, as a teleoperator would.
 
-Subscribes ``joint_states``, ``sim_robot/target`` (privileged) and ``sim_robot/episode``;
-on every new target it plans (inverse kinematics + minimum-jerk moves: hover above the
-target, then lower the tool onto it) from the measured joint positions, and publishes
+Subscribes ``joint_states``, ``sim_robot/targets`` (privileged; every target disc of the
+episode) and ``sim_robot/episode``; on every new set of targets it picks one (the only
+one in ``reach``; a seeded coin in ``two_targets``, see :func:`choose_target`), plans
+(inverse kinematics + minimum-jerk moves: hover above the target, then lower the tool
+onto it) from the measured joint positions, and publishes
 the plan's setpoint at a fixed rate on ``forward_position_controller/commands``
 (std_msgs/Float64MultiArray, the arm's joint order), holding the final pose afterwards.
 """
@@ -13,7 +15,7 @@ import json
 import sys
 
 import numpy as np
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -24,7 +26,7 @@ from robot_policy_ros.nodes.params import declare_parameters, read_parameters
 from robot_policy_ros.nodes.runner import run_node
 from robot_policy_ros.params.scripted_expert import SPECS
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
-from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError
+from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError, choose_target
 
 
 def _seconds(stamp) -> float:
@@ -68,7 +70,7 @@ class ScriptedExpertNode(Node):
             Float64MultiArray, "forward_position_controller/commands", 10
         )
         self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
-        self.create_subscription(PointStamped, "sim_robot/target", self._on_target, latched)
+        self.create_subscription(PoseArray, "sim_robot/targets", self._on_targets, latched)
         self.create_subscription(String, "sim_robot/episode", self._on_episode, latched)
         self.create_timer(1.0 / p["rate_hz"], self._tick)
         self.get_logger().info(
@@ -92,8 +94,21 @@ class ScriptedExpertNode(Node):
         if self._pending and self._q_stamp > self._target_stamp:
             self._make_plan()
 
-    def _on_target(self, msg: PointStamped) -> None:
-        self._target = np.array([msg.point.x, msg.point.y, msg.point.z])
+    def _on_targets(self, msg: PoseArray) -> None:
+        if not msg.poses:
+            self.get_logger().error("sim_robot/targets has no targets", throttle_duration_sec=5.0)
+            return
+        targets = np.array([[p.position.x, p.position.y, p.position.z] for p in msg.poses])
+        if not np.all(np.isfinite(targets)):
+            self.get_logger().error(
+                f"sim_robot/targets has non-finite values {targets.tolist()}; ignored",
+                throttle_duration_sec=5.0,
+            )
+            return
+        choice = choose_target(targets, self.params["seed"])
+        if len(targets) > 1:
+            self.get_logger().info(f"{len(targets)} targets: going to target {choice}")
+        self._target = targets[choice]
         self._target_stamp = _seconds(msg.header.stamp)
         # The arm may have been reset at that instant: plan from joint states stamped
         # strictly after it (a state of the same physics step predates the reset).

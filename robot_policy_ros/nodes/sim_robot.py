@@ -1,4 +1,5 @@
-"""sim_robot: the embedded simulated arm, camera and reach task, as a ros2_control robot.
+"""sim_robot: the embedded simulated arm, camera and task (``task``: reach or two_targets),
+as a ros2_control robot.
 
 To the rest of the stack it looks like a robot with the joint_state_broadcaster, a
 forward_position_controller and a joint_trajectory_controller loaded, plus a camera:
@@ -8,8 +9,9 @@ forward_position_controller and a joint_trajectory_controller loaded, plus a cam
 - accepts ``forward_position_controller/commands`` (std_msgs/Float64MultiArray) and
   ``joint_trajectory_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory);
 - ``~/reset`` (std_srvs/Trigger) starts the next seeded episode; ``~/episode``
-  (std_msgs/String JSON) and the privileged ``~/target`` (geometry_msgs/PointStamped)
-  describe it (both transient-local).
+  (std_msgs/String JSON), the privileged ``~/target`` (geometry_msgs/PointStamped, the
+  first target) and ``~/targets`` (geometry_msgs/PoseArray, every target disc of the
+  episode, same stamp) describe it (all transient-local).
 
 The physics (joint servos) runs in fixed steps of 1/physics_rate_hz; every callback first
 advances it to the node clock's now, so the state tracks wall time or /clock sim time.
@@ -28,7 +30,7 @@ import threading
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, Pose, PoseArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -85,6 +87,7 @@ class SimRobotNode(Node):
             success_height_m=p["success_height_m"],
             success_hold_s=p["success_hold_s"],
             episode_timeout_s=p["episode_timeout_s"],
+            task=p["task"],
         )
         self._lock = threading.Lock()
         self.world = SimWorld(
@@ -110,6 +113,7 @@ class SimRobotNode(Node):
         self._js_pub = self.create_publisher(JointState, "joint_states", 10)
         self._episode_pub = self.create_publisher(String, "~/episode", latched)
         self._target_pub = self.create_publisher(PointStamped, "~/target", latched)
+        self._targets_pub = self.create_publisher(PoseArray, "~/targets", latched)
         self.create_subscription(
             Float64MultiArray,
             "forward_position_controller/commands",
@@ -215,6 +219,13 @@ class SimRobotNode(Node):
         x, y, z = (float(v) for v in self.world.episode.target)
         msg.point.x, msg.point.y, msg.point.z = x, y, z
         self._target_pub.publish(msg)
+        poses = PoseArray()
+        poses.header = msg.header
+        for centre in self.world.episode.targets:
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in centre)
+            poses.poses.append(pose)
+        self._targets_pub.publish(poses)
 
     def _episode_dict(self) -> dict:
         return self.world.episode.as_dict()

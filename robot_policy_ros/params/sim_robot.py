@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from robot_policy_ros.core.params import ParamSpec
+from robot_policy_ros.sim.task import TASKS
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -60,6 +61,13 @@ SPECS = [
         "Episode seed: the same seed gives the same sequence of targets.",
         min_value=0,
         max_value=2**31 - 1,
+    ),
+    ParamSpec(
+        "task",
+        "reach",
+        "Task: 'reach' (touch the one target disc) or 'two_targets' (two identical discs,"
+        " touching either succeeds; all discs on ~/targets).",
+        choices=TASKS,
     ),
     ParamSpec(
         "success_radius_m",

@@ -265,3 +265,19 @@ class ExpertPlanner:
             t += dur
             q_prev = q_next
         return MinJerkPlan(segments)
+
+
+def choose_target(targets: np.ndarray, seed: int) -> int:
+    """Which of the episode's targets (n, 3) the expert goes to: a seeded coin.
+
+    The coin is drawn from a generator keyed by ``seed`` and the targets' exact coordinates
+    (micrometres), so the choice is reproducible whatever order messages arrive in, yet
+    carries no geometric rule (not the nearest, not the leftmost) a policy could learn from
+    the image: over episodes each target is chosen half the time. One target: always 0.
+    """
+    targets = np.atleast_2d(np.asarray(targets, dtype=np.float64))
+    if len(targets) == 1:
+        return 0
+    key = [round(float(v) * 1e6) & 0xFFFFFFFF for v in targets[:, :2].ravel()]
+    # The trailing 1 separates this stream from the planner's noise stream.
+    return int(np.random.default_rng([int(seed), *key, 1]).integers(len(targets)))

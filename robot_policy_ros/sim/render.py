@@ -153,7 +153,9 @@ class Renderer:
         return img
 
     def render(self, q: np.ndarray, target: np.ndarray | None, out: np.ndarray | None = None):
-        """The image (H, W, 3) uint8 RGB of the arm at joints ``q`` and the target disc.
+        """The image (H, W, 3) uint8 RGB of the arm at joints ``q`` and the target disc(s).
+
+        ``target``: one centre (3,), several (n, 3) (each drawn as an identical disc), or None.
 
         ``out``: optional preallocated array to draw into (same shape), to avoid allocation.
         """
@@ -167,8 +169,8 @@ class Renderer:
         shadow[:, 2] = 0.0
         for k in range(1, len(shadow) - 1):
             self._segment(out, shadow[k], shadow[k + 1], SHADOW, LINK_WIDTH_M * 0.8)
-        if target is not None:
-            centre = np.array([target[0], target[1], 0.0])
+        for centre_xy in () if target is None else np.atleast_2d(target):
+            centre = np.array([centre_xy[0], centre_xy[1], 0.0])
             self._poly(out, _circle_points(centre, self.disc_radius * 1.25), TARGET_RIM)
             self._poly(out, _circle_points(centre, self.disc_radius), TARGET)
         # Arm: column, then links farthest first so nearer links cover farther ones.

@@ -1,8 +1,15 @@
-"""The reach task: a target disc on the table, seeded episodes and geometric success.
+"""The sim's tasks: target discs on the table, seeded episodes and geometric success.
 
-The target of episode ``k`` under seed ``s`` depends only on ``(s, k)``, so the same seed
+- ``reach``: one target disc; touch it.
+- ``two_targets``: two identical target discs; touching either one is a success. The
+  scripted expert picks one at random per episode, so the demonstrations are multimodal
+  and their mean (the midpoint between the discs) is a failure: the discs are at least
+  ``TWO_TARGETS_MIN_SEPARATION_M`` apart, so the midpoint is outside both goal regions.
+
+The targets of episode ``k`` under seed ``s`` depend only on ``(s, k)``, so the same seed
 always gives the same sequence of episodes and evaluating on a seed never used for
-recording gives unseen episodes.
+recording gives unseen episodes. The first target of a ``two_targets`` episode is the
+``reach`` target of the same ``(s, k)``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from robot_policy_ros.sim.arm import Workspace
 # number of episodes per seed.
 _SEED_STRIDE = 100_003
 
+TASKS = ("reach", "two_targets")
+# Far enough apart that the midpoint is outside both goal regions (radius 0.04 m by
+# default) by a wide margin, and the two reaches look clearly different on camera.
+TWO_TARGETS_MIN_SEPARATION_M = 0.15
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -32,8 +44,11 @@ class TaskConfig:
     success_height_m: float = 0.05
     success_hold_s: float = 0.3
     episode_timeout_s: float = 20.0
+    task: str = "reach"
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"TaskConfig.task {self.task!r} is not one of {TASKS}")
         for name in ("success_radius_m", "success_height_m"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TaskConfig.{name} must be > 0")
@@ -56,13 +71,40 @@ def sample_target(seed: int, index: int, workspace: Workspace) -> np.ndarray:
     return np.array([r * math.cos(yaw), r * math.sin(yaw), 0.0])
 
 
+def sample_targets(seed: int, index: int, workspace: Workspace, task: str = "reach") -> np.ndarray:
+    """Target centres (n, 3) of episode ``index`` of ``task`` (n = 1 for reach, 2 for
+    two_targets; the first is always :func:`sample_target`'s)."""
+    first = sample_target(seed, index, workspace)
+    if task == "reach":
+        return first[None]
+    if task != "two_targets":
+        raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
+    # Its own stream, so the first target stays the reach target of (seed, index).
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), _SEED_STRIDE, 2])
+    r0, r1 = workspace.radius_m
+    for _ in range(1000):
+        r = math.sqrt(rng.uniform(r0 * r0, r1 * r1))
+        yaw = rng.uniform(*workspace.yaw_rad)
+        second = np.array([r * math.cos(yaw), r * math.sin(yaw), 0.0])
+        if np.hypot(*(second[:2] - first[:2])) >= TWO_TARGETS_MIN_SEPARATION_M:
+            return np.stack([first, second])
+    raise ValueError(
+        f"workspace {workspace} too small for two targets {TWO_TARGETS_MIN_SEPARATION_M} m apart"
+    )
+
+
 class Episode:
-    """One episode's state: its target, elapsed time, hold time, success and done flags."""
+    """One episode's state: its targets, elapsed time, hold time, success and done flags.
+
+    ``target`` may be one centre (3,) or several (n, 3); being in the goal region of any
+    of them counts (``target`` is the first, ``targets`` all of them).
+    """
 
     def __init__(self, seed: int, index: int, target: np.ndarray, config: TaskConfig) -> None:
         self.seed = int(seed)
         self.index = int(index)
-        self.target = np.asarray(target, dtype=np.float64)
+        self.targets = np.atleast_2d(np.asarray(target, dtype=np.float64))
+        self.target = self.targets[0]
         self.config = config
         self.elapsed_s = 0.0
         self.hold_s = 0.0
@@ -70,13 +112,17 @@ class Episode:
         self.done = False
 
     def in_goal(self, tip: np.ndarray) -> bool:
-        """Whether the tool tip is inside the goal region (ignores the hold time)."""
-        dx = tip[0] - self.target[0]
-        dy = tip[1] - self.target[1]
-        return (
-            dx * dx + dy * dy < self.config.success_radius_m**2
-            and tip[2] < self.config.success_height_m
-        )
+        """Whether the tool tip is inside the goal region of any target (ignores the hold
+        time)."""
+        if not tip[2] < self.config.success_height_m:
+            return False
+        r2 = self.config.success_radius_m**2
+        for target in self.targets:
+            dx = tip[0] - target[0]
+            dy = tip[1] - target[1]
+            if dx * dx + dy * dy < r2:
+                return True
+        return False
 
     def update(self, tip: np.ndarray, dt: float) -> bool:
         """Advance by ``dt`` with the tip at ``tip``; returns True if done/success changed."""

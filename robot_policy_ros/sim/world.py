@@ -14,7 +14,7 @@ import numpy as np
 
 from robot_policy_ros.sim.arm import ArmConfig, ArmKinematics, ServoArm
 from robot_policy_ros.sim.commands import TrajectoryCommand
-from robot_policy_ros.sim.task import Episode, TaskConfig, sample_target
+from robot_policy_ros.sim.task import Episode, TaskConfig, sample_targets
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class WorldSnapshot:
 
     time: float
     q: np.ndarray
-    target: np.ndarray
+    target: np.ndarray  # (n, 3): every target disc of the episode
     success: bool
 
 
@@ -136,8 +136,8 @@ class SimWorld:
     # -- episodes --------------------------------------------------------------------
 
     def _new_episode(self, index: int) -> Episode:
-        target = sample_target(self.seed, index, self.config.workspace)
-        return Episode(self.seed, index, target, self.task_config)
+        targets = sample_targets(self.seed, index, self.config.workspace, self.task_config.task)
+        return Episode(self.seed, index, targets, self.task_config)
 
     def reset(self, index: int | None = None) -> Episode:
         """Start the next episode (or episode ``index``); optionally snap the arm home.
@@ -158,5 +158,5 @@ class SimWorld:
     def snapshot(self) -> WorldSnapshot:
         """A copy of the state the renderer needs."""
         return WorldSnapshot(
-            self.time, self.arm.q.copy(), self.episode.target.copy(), self.episode.success
+            self.time, self.arm.q.copy(), self.episode.targets.copy(), self.episode.success
         )
