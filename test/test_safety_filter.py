@@ -122,7 +122,7 @@ def test_start_outside_limits_never_jumps():
     assert np.all((prev >= LOWER) & (prev <= UPPER))
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz_settings(60)
 @given(
     measured=st.lists(st.floats(-6.0, 6.0), min_size=3, max_size=3),
     target=st.lists(st.floats(-6.0, 6.0), min_size=3, max_size=3),
