@@ -37,9 +37,12 @@ def test_expert_solves_consecutive_episodes_through_topics(start_node, rclpy_con
     assert len(cmds) > 50
     assert np.all(cmds >= CFG.lower) and np.all(cmds <= CFG.upper)
     # Smooth within an episode: the only jumps are back to home at the two resets, where
-    # the expert replans from the reset arm (not from a stale pre-reset state).
+    # the expert replans from the reset arm (not from a stale pre-reset state). Between two
+    # commands the expert moves at most speed * max_velocity * period (~0.03 rad at 50 Hz);
+    # a loaded machine can delay its timer by a few periods, so a step is a reset jump only
+    # above 0.3 rad (the resets here are ~0.6 rad).
     jumps = np.max(np.abs(np.diff(cmds, axis=0)), axis=1)
-    after_jump = np.flatnonzero(jumps > 0.05) + 1
+    after_jump = np.flatnonzero(jumps > 0.3) + 1
     assert len(after_jump) == 2, np.sort(jumps)[-5:]
     np.testing.assert_allclose(cmds[after_jump], [CFG.home, CFG.home], atol=0.01)
     assert "planned reach" in expert.output()
