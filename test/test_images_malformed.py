@@ -224,3 +224,9 @@ def test_mutated_png_refused_or_exact(cut, flip):
     except ImageDecodeError:
         return
     assert out.shape == (24, 24, 3)  # anything accepted has the declared size
+
+
+def test_jpeg_padded_with_zeros_after_eoi_accepted():
+    img = np.full((16, 16, 3), 120, np.uint8)
+    out = compressed_to_rgb(_jpeg(img) + b"\x00" * 32)
+    assert out.shape == (16, 16, 3) and abs(int(out[8, 8, 0]) - 120) < 8

@@ -421,3 +421,54 @@ def test_diffusion_defaults_keep_existing_checkpoints_unchanged(tmp_path: Path) 
     loaded = load_checkpoint(path)
     assert loaded.config.global_cond_order == "images_first"
     assert loaded.config.sampler == "ddim"
+
+
+@pytest.mark.parametrize(
+    ("name", "policy_node", "streamer"),
+    [
+        # n_action_steps 5 of a 10-action chunk at 30 Hz: infer again after 5 actions.
+        (
+            "act_one_camera",
+            {"inference_trigger": "horizon", "refill_threshold_s": 5 / 30},
+            {"blending": "replace"},
+        ),
+        # temporal_ensemble_coeff 0.01: infer every step, blend exp(-0.01 i).
+        (
+            "act_two_cameras",
+            {"inference_trigger": "rate", "inference_rate_hz": 30.0},
+            {"blending": "temporal_ensemble", "ensemble_k": 0.01},
+        ),
+    ],
+)
+def test_params_file_runs_the_policy_as_lerobot_does(
+    name: str, policy_node: dict, streamer: dict, tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    src = lerobot_folder(name, tmp_path)
+    j = 6 if name == "act_one_camera" else 5
+    params = tmp_path / "deploy.yaml"
+    rc = cli.main(
+        [
+            "import-lerobot",
+            str(src),
+            "--out",
+            str(tmp_path / "c"),
+            "--joints",
+            ",".join(f"q{i}" for i in range(j)),
+            "--fps",
+            "30",
+            "--params-out",
+            str(params),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    doc = yaml.safe_load(params.read_text())
+    got_node = doc["/**/policy_node"]["ros__parameters"]
+    assert got_node.keys() == policy_node.keys()
+    for key, value in policy_node.items():
+        assert got_node[key] == pytest.approx(value)
+    got_streamer = doc["/**/command_streamer"]["ros__parameters"]
+    assert got_streamer.keys() == streamer.keys()
+    for key, value in streamer.items():
+        assert got_streamer[key] == pytest.approx(value)

@@ -171,7 +171,8 @@ def _png_size(buf: bytes) -> tuple[int, int]:
 
 def _jpeg_size(buf: bytes) -> tuple[int, int]:
     """(width, height) from the first start-of-frame segment, walking the marker segments."""
-    if not buf.endswith(b"\xff\xd9"):
+    # Some USB/MJPEG cameras pad frames with zeros after EOI; that is still a whole image.
+    if not buf.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise ImageDecodeError("JPEG does not end with an EOI marker (truncated)")
     i, n = 2, len(buf)
     while i + 4 <= n:
@@ -235,7 +236,10 @@ def compressed_to_rgb(data: Any, size: tuple[int, int] | None = None) -> np.ndar
     """
     fmt, width, height = compressed_image_size(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # some malformed streams raise instead of returning None
+        raise ImageDecodeError(f"could not decode the compressed {fmt} image: {exc}") from None
     if image is None:
         raise ImageDecodeError(
             f"could not decode the compressed {fmt} image ({buffer.size} bytes): corrupt data"

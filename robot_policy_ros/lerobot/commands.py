@@ -59,6 +59,18 @@ def cmd_import_lerobot(args: argparse.Namespace) -> int:
         f"wrote {path}: {s['policy_type']} from LeRobot, {len(joints)} joints, cameras {cams}, "
         f"chunk {s['chunk_size']} @ {s['fps']:g} Hz"
     )
+    node_params = s["provenance"]["deployment"]["node_parameters"]
+    if args.params_out:
+        from robot_policy_ros.lerobot.deploy import write_params_file
+
+        written = write_params_file(
+            args.params_out,
+            node_params,
+            f"LeRobot's deployment defaults for {path}: "
+            f"ros2 launch robot_policy_ros policy.launch.py checkpoint:={path} "
+            f"params_file:={Path(args.params_out).expanduser()}",
+        )
+        print(f"wrote {written}: pass it as params_file:= to policy.launch.py")
     if limits is None:
         print("warning: no --limits given: +-3.14 rad and 2 rad/s stored; give your arm's limits")
     return 0
@@ -166,6 +178,9 @@ def inspect_lines(provenance: dict[str, Any]) -> list[str]:
             f"deployment:   n_action_steps {dep.get('n_action_steps')}, "
             f"temporal_ensemble_coeff {dep.get('temporal_ensemble_coeff')}"
         )
+        for node, values in (dep.get("node_parameters") or {}).items():
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(values.items()))
+            lines.append(f"  {node}: {shown}")
     return lines
 
 
@@ -197,6 +212,12 @@ def add_subcommands(sub: Any) -> None:
         "--units",
         default=None,
         help="per joint (or one for all): rad, deg or SCALE[:OFFSET], ros = lerobot*SCALE+OFFSET",
+    )
+    p.add_argument(
+        "--params-out",
+        default=None,
+        help="write a ROS 2 params file (policy.launch.py params_file:=) that runs the policy "
+        "the way LeRobot does (n_action_steps / temporal ensembling)",
     )
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     p.set_defaults(func=cmd_import_lerobot)

@@ -23,6 +23,7 @@ from robot_policy_ros.lerobot.act import (
     deployment_defaults,
     map_act_state_dict,
 )
+from robot_policy_ros.lerobot.deploy import deployment_parameters
 from robot_policy_ros.lerobot.diffusion import diffusion_hyperparameters, map_diffusion_state_dict
 from robot_policy_ros.lerobot.source import (
     IMAGE_PREFIX,
@@ -250,6 +251,8 @@ def import_lerobot(
             )
         tensors[key] = torch.from_numpy(np.ascontiguousarray(arr)).to(ref.dtype)
     policy.load_state_dict(tensors, strict=True)
+    deployment = deployment_defaults(src)
+    deployment["node_parameters"] = deployment_parameters(deployment, config.chunk_size, fps)
     provenance: dict[str, Any] = {
         "source": "robot-policy import-lerobot",
         "lerobot": {
@@ -269,6 +272,6 @@ def import_lerobot(
             "scale": scale.tolist(),
             "offset": offset.tolist(),
         },
-        "deployment": deployment_defaults(src),
+        "deployment": deployment,
     }
     return save_checkpoint(policy, out_dir, provenance=provenance)
