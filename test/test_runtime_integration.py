@@ -41,6 +41,9 @@ NARROW = {
     ]
 }
 CAMERA = {"front": ("/arm/front/color", (48, 64), "bgr8")}
+# The controller's joint order is the limits file's: commands go out in it.
+CONTROLLER = [j["name"] for j in NARROW["joints"]]
+START_BY_NAME = dict(zip(JOINTS, START, strict=True))
 
 
 @dataclass
@@ -91,7 +94,10 @@ def _start_stack(
     else:
         policy = NodeProcess(POLICY, ros_args=policy_args, env=env)
         streamer = NodeProcess(STREAMER, ros_args=streamer_args, env=env)
-    robot = FakeRobot(context, positions=START, cameras=CAMERA, **(robot_kwargs or {}))
+    kwargs = dict(robot_kwargs or {})
+    names = kwargs.get("joint_names", JOINTS)
+    positions = [START_BY_NAME[n] for n in names]
+    robot = FakeRobot(context, positions=positions, cameras=CAMERA, **kwargs)
     robot.__enter__()
     stack = Stack(policy, streamer, robot, lease)
     try:
@@ -116,7 +122,7 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stack")
     checkpoint = make_checkpoint(tmp / "mlp")
     limits = write_limits(tmp / "narrow.yaml", NARROW)
-    stack, context = _start_stack(tmp, checkpoint, limits)
+    stack, context = _start_stack(tmp, checkpoint, limits, robot_kwargs={"joint_names": CONTROLLER})
     yield stack
     _stop_stack(stack, context)
 
@@ -129,13 +135,14 @@ def _chunk_stamp(msg) -> float:
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
-def test_commands_arrive_at_rate_in_checkpoint_joint_order(stack):
+def test_commands_arrive_at_rate_in_controller_joint_order(stack):
     robot = stack.robot
     assert robot.wait_for(lambda: len(robot.chunks) >= 2, 30.0), stack.output()
     assert robot.wait_for(lambda: len(robot.commands) >= 50, 30.0), stack.output()
     first = robot.command_values()[0]
-    # The first command is the measured position in the checkpoint's joint order.
-    np.testing.assert_allclose(first, START, atol=1e-9)
+    # The first command is the measured position in the controller's (limits file's) order,
+    # although the checkpoint and its chunks list the joints in another order.
+    np.testing.assert_allclose(first, [START_BY_NAME[n] for n in CONTROLLER], atol=1e-9)
     assert list(robot.chunks[-1][1].joint_names) == JOINTS
     t0 = time.monotonic()
     time.sleep(3.0)
@@ -148,8 +155,7 @@ def test_commands_arrive_at_rate_in_checkpoint_joint_order(stack):
 def test_commands_within_limits(stack):
     robot = stack.robot
     # Limits come from limits_file (in another joint order), not from the checkpoint.
-    names = [j["name"] for j in NARROW["joints"]]
-    lower, upper, vmax = (a[[names.index(j) for j in JOINTS]] for a in lower_upper(NARROW))
+    lower, upper, vmax = lower_upper(NARROW)  # commands are in the limits file's order
     t0 = time.monotonic()
     time.sleep(3.0)
     values = robot.command_values(since=t0)
