@@ -143,6 +143,16 @@ def test_parameters_writable_unconfigured_read_only_configured(start_node, tmp_p
 
         assert robot.lifecycle("command_streamer", ACTIVATE), proc.output()
         assert not _set(robot, "command_streamer", "control_rate_hz", 50.0).successful
+        # Switching clocks under a running stream would let old chunks replay: refused too.
+        request = SetParameters.Request()
+        request.parameters = [
+            Parameter(
+                name="use_sim_time",
+                value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True),
+            )
+        ]
+        sim_time = robot._call(SetParameters, "/command_streamer/set_parameters", request)
+        assert not sim_time.results[0].successful
         assert robot.wait_for(lambda: len(robot.commands) >= 20, 10.0), proc.output()
         times = robot.command_times()
         rate = (len(times) - 1) / (times[-1] - times[0])
