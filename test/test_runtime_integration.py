@@ -101,7 +101,8 @@ def _start_stack(
     robot.__enter__()
     stack = Stack(policy, streamer, robot, lease)
     try:
-        assert robot.wait_active("policy_node", 60.0), stack.output()
+        # Generous: configure builds and checks the ONNX graph (auto backend) on a loaded CPU.
+        assert robot.wait_active("policy_node", 120.0), stack.output()
         assert robot.wait_active("command_streamer", 30.0), stack.output()
     except BaseException:
         _stop_stack(stack, context)
