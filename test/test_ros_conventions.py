@@ -15,9 +15,9 @@ import pytest
 import yaml
 from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
-from rclpy.duration import Duration
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from runtime_fakes import ACTIVATE, DEACTIVATE, JOINTS, FakeRobot, write_limits
+
+from robot_policy_ros.nodes.lifecycle import ROSOUT_QOS
 
 pytestmark = pytest.mark.ros
 
@@ -33,14 +33,7 @@ class RosoutListener:
         self.name = name
         self.records: list[tuple[int, str]] = []
         self._lock = threading.Lock()
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=1000,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-            lifespan=Duration(seconds=10),
-        )
-        robot.node.create_subscription(Log, "/rosout", self._on_log, qos)
+        robot.node.create_subscription(Log, "/rosout", self._on_log, ROSOUT_QOS)
 
     def _on_log(self, msg: Log) -> None:
         if msg.name == self.name:

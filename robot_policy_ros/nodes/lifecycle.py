@@ -358,7 +358,7 @@ class RosoutSink:
 
     def __init__(self, node: LifecycleNode) -> None:
         self.logger_name = node.get_logger().name
-        self._publisher: Any = node.create_publisher(Log, "/rosout", _ROSOUT_QOS)
+        self._publisher: Any = node.create_publisher(Log, "/rosout", ROSOUT_QOS)
         self._lock = threading.Lock()
         self.errors = 0
 
@@ -386,7 +386,7 @@ class RosoutSink:
 
 # The QoS rcl gives its own /rosout publishers (rcl_qos_profile_rosout_default), so
 # rqt_console and late joiners see these lines exactly like rclpy's.
-_ROSOUT_QOS = QoSProfile(
+ROSOUT_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1000,
     reliability=ReliabilityPolicy.RELIABLE,
