@@ -10,10 +10,12 @@ hyper-parameter iterations. It runs the same pieces the nodes run, on a simulate
   with ``core.images.resize_rgb``, the latest joint state, observation stamp = the oldest
   input stamp; the chunk becomes available ``--latency-ms`` after the inference starts
   (the real inference time is *not* charged to the simulated clock);
-* a ``ChunkBuffer`` with the chosen blending and the ``SafetyFilter`` with the
-  checkpoint's limits at ``--control-rate`` Hz, as ``command_streamer`` does; the filter
-  and the buffer carry over from one episode to the next, as they do in the demo (the
-  sim snaps the arm home on reset, the streamer does not know).
+* the command streamer's own decision core (``core.streamer.StreamerCore``: chunk
+  acceptance, blending, e-stop wait, re-anchoring, the safety filter with the
+  checkpoint's limits, acceleration limit on) ticked at ``--control-rate`` Hz, exactly
+  as ``command_streamer`` runs it; without ``--restart-streamer`` it carries over from one
+  episode to the next, as in a demo without restarts (the sim snaps the arm home on reset
+  and the core re-anchors on it).
 
 It is an approximation (no DDS transport delay, no scheduling jitter, constant latency);
 the real figure is the one ``make demo`` reports.
@@ -24,6 +26,7 @@ the real figure is the one ``make demo`` reports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -37,9 +40,14 @@ sys.path.insert(0, str(ROOT))
 
 from robot_policy_ros.checkpoint import load_checkpoint  # noqa: E402
 from robot_policy_ros.checkpoint_config import read_checkpoint_config  # noqa: E402
-from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode, ChunkBuffer  # noqa: E402
+from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode  # noqa: E402
 from robot_policy_ros.core.images import resize_rgb  # noqa: E402
-from robot_policy_ros.core.safety import JointLimits, SafetyFilter  # noqa: E402
+from robot_policy_ros.core.joint_limits import JointLimits  # noqa: E402
+from robot_policy_ros.core.streamer import (  # noqa: E402
+    ChunkRejectedError,
+    StreamerConfig,
+    StreamerCore,
+)
 from robot_policy_ros.policies.base import Observation  # noqa: E402
 from robot_policy_ros.sim.arm import load_arm_config  # noqa: E402
 from robot_policy_ros.sim.render import Renderer  # noqa: E402
@@ -65,8 +73,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     size = policy.image_shapes[cam]
     renderer = Renderer(arm, arm.cameras["front"], args.width, args.height)
     world = SimWorld(arm, TaskConfig(episode_timeout_s=args.timeout), seed=args.seed)
-    buffer = ChunkBuffer(len(policy.joint_names), BlendConfig(mode=BlendMode(args.blending)))
-    filt = SafetyFilter(limits, ramp_in_s=args.ramp_in_s)
+    names = tuple(policy.joint_names)
+    core = StreamerCore(
+        StreamerConfig(
+            joint_names=names,
+            limits=limits,
+            rate_hz=args.control_rate,
+            blend=BlendConfig(mode=BlendMode(args.blending)),
+            ramp_in_s=args.ramp_in_s,
+            e_stop_grace_s=args.grace_s,
+        )
+    )
+    offsets = np.arange(policy.chunk_size) / policy.fps
     span = (policy.chunk_size - 1) / policy.fps
     ctrl_dt, cam_dt, js_dt, poll_dt = 1 / args.control_rate, 1 / args.camera_rate, 0.01, 0.01
     latency = args.latency_ms * 1e-3
@@ -77,7 +95,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     js: tuple[float, np.ndarray] | None = None
     pending: list[tuple[float, np.ndarray, float]] = []  # (available_at, chunk, t_obs)
     busy_until = -math.inf
-    accept_after = start_after = -math.inf
+    core.activate(world.time, world.time)
     published_end = -math.inf
     results = []
     infer_times = []
@@ -86,18 +104,17 @@ def evaluate(args: argparse.Namespace) -> dict:
         ep = world.reset()  # indices 1..M, as the demo's ~/reset calls
         if args.restart_streamer:
             # The demo's protocol: command_streamer deactivated before ~/reset and activated
-            # after it: buffer cleared, chunks observed before activation dropped, nothing
-            # published for e_stop_grace_s, then a ramp-in from the measured position.
-            buffer.clear()
-            filt.reset()
+            # after it (buffer cleared, chunks observed before dropped, nothing published for
+            # e_stop_grace_s, a ramp-in from the measured position).
+            core.deactivate()
             pending.clear()
-            accept_after = world.time
-            start_after = world.time + args.grace_s
+            core.activate(world.time, world.time)
         while not ep.done:
             t = min(next_ctrl, next_cam, next_js, next_poll)
             world.advance_to(t + 1e-9)
             if t >= next_js - 1e-12:
                 js = (world.time, world.arm.q.copy())
+                core.on_joint_state(names, js[1], js[0], t, t)
                 next_js += js_dt
             if t >= next_cam - 1e-12:
                 snap = world.snapshot()
@@ -106,8 +123,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                 next_cam += cam_dt
             while pending and pending[0][0] <= t:
                 _, chunk, t_obs = pending.pop(0)
-                if t_obs + span >= t and t_obs >= accept_after:
-                    buffer.add(chunk, t_obs, policy.fps)
+                with contextlib.suppress(ChunkRejectedError):  # stale, before activation
+                    core.add_chunk(names, offsets, chunk, t_obs, t, t)
             if t >= next_poll - 1e-12:
                 next_poll += poll_dt
                 fresh = (
@@ -128,14 +145,10 @@ def evaluate(args: argparse.Namespace) -> dict:
                     published_end = max(published_end, t_obs + span)
             if t >= next_ctrl - 1e-12:
                 next_ctrl += ctrl_dt
-                if t < start_after:
-                    continue
-                if not filt.started:
-                    filt.start(world.arm.q.copy(), t)
-                target = buffer.action_at(t)
-                command, _ = filt.filter(target, t)
-                world.command_position(arm.clamp(command), t)
-                buffer.prune(t)
+                command = core.tick(t, t).command
+                if command is not None:
+                    world.command_position(arm.clamp(command), t)
+                core.buffer.prune(t)
         tip = world.kin.tip(world.arm.q)
         results.append(
             {

@@ -133,6 +133,9 @@ class FakeRobot:
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
         self.e_stop_pub = node.create_publisher(Bool, "e_stop", latched)
+        # As a real latched e-stop input: it always holds a value, "not stopped" until pressed
+        # (the streamer waits for a latched publisher's sample before anything moves).
+        self.e_stop_pub.publish(Bool(data=False))
         self.chunk_pub = node.create_publisher(
             JointTrajectory, "action_chunk", QoSProfile(depth=10, reliability=1)
         )

@@ -213,11 +213,6 @@ def test_e_stop_halts_within_one_tick_and_latches(streamer_and_robot):
     assert robot.wait_for(lambda: _moved(robot.command_values(since=t_reset), 0.01), 3.0)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open defect (issue 10): a latched e-stop whose sample arrives more than "
-    "E_STOP_SETTLE_S after its publisher is discovered is missed; commands move first",
-)
 def test_e_stop_published_before_start_is_seen(start_node, tmp_path, rclpy_context):
     with FakeRobot(rclpy_context, positions=[0.1, -0.2, 0.05]) as robot:
         robot.e_stop(True)  # latched (transient local) before the streamer exists

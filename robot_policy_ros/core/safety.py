@@ -27,8 +27,10 @@ A call with ``dt <= 0`` (time did not advance, or NaN) allows no motion; if time
 backwards (e.g. a simulator reset) the filter re-anchors there and ramps in again.
 
 A hold (None / rejected target, ``dt <= 0``) repeats the previous output exactly, so the
-commanded velocity drops to zero at once even with the acceleration limit on: holding still is
-the safe fallback, and the acceleration limit then applies again from zero velocity.
+commanded velocity drops to zero at once even with the acceleration limit on: that is what an
+e-stop asks for. :meth:`SafetyFilter.brake` is the gentler stop for an underrun (no target for
+now): within the acceleration limit, the joints decelerate to zero speed over
+``v / max_acceleration`` seconds; without the acceleration limit it is a hold.
 The final position clamp (step 5) can cut an acceleration-limited deceleration short at a joint
 limit; position limits always win.
 """
@@ -249,6 +251,40 @@ class SafetyFilter:
         self._t_last = t
         report = SafetyReport(True, clamped=clamped, rate_limited=rate_limited, ramping=ramping)
         return out.copy(), report
+
+    def brake(self, t: float) -> tuple[np.ndarray, SafetyReport]:
+        """Come to a stop within the acceleration limit (no target: an underrun).
+
+        With the acceleration limit on, each joint keeps moving in the direction it had and
+        its speed falls by at most ``max_acceleration * dt`` per call until it is zero, so an
+        underrun never asks a moving arm for an infinite deceleration. Without it (or once
+        stopped) this is a hold. Position limits still win (a joint stops at a limit), and
+        the output keeps every guarantee of :meth:`filter`.
+
+        Raises:
+            RuntimeError: if :meth:`start` was not called.
+        """
+        if self._last is None:
+            raise RuntimeError("SafetyFilter.brake() called before start(measured, t)")
+        t = float(t)
+        dt = t - self._t_last if math.isfinite(t) else math.nan
+        ramping = self.ramp_scale(self._t_last) < 1.0
+        self.held_total += 1
+        moving = np.any(self._velocity != 0.0)
+        if not (self.use_acceleration_limit and moving and dt > 0.0):
+            return self._hold(t, dt, SafetyReport(False, ramping=ramping, reason="no target"))
+        amax = self.limits.max_acceleration
+        assert amax is not None  # checked in __init__
+        last = self._last
+        speed = np.maximum(np.abs(self._velocity) - amax * dt, 0.0)
+        velocity = np.sign(self._velocity) * speed
+        lower = np.minimum(self.limits.lower, last)
+        upper = np.maximum(self.limits.upper, last)
+        out = np.clip(last + velocity * dt, lower, upper)
+        self._velocity = (out - last) / dt
+        self._last = out
+        self._t_last = t
+        return out.copy(), SafetyReport(False, ramping=ramping, reason="no target: braking")
 
     def _reject_reason(self, target: Any) -> str:
         try:

@@ -3,36 +3,21 @@
 Subscribes ``action_chunk`` (trajectory_msgs/JointTrajectory from policy_node or anything
 else), ``joint_states`` and ``e_stop``; publishes ``joint_commands`` at ``control_rate_hz``.
 
-Threads:
-    * the executor thread runs the callbacks, which only validate and hand data over
-      (chunks into the thread-safe :class:`ChunkBuffer`, the measured position as one
-      atomic reference swap, the e-stop as an Event), plus the diagnostics timer;
+A thin adapter around :class:`~robot_policy_ros.core.streamer.StreamerCore`, which makes
+every decision (what each tick publishes and why, chunk acceptance, the e-stop latch and
+deadman, the safety clock, re-anchoring, clock jumps; see its module docstring). This node
+wires it to topics and threads:
+
+    * one executor thread runs the callbacks, each short: the e-stop sets an Event the
+      control thread reads at its next tick (so it waits behind at most one other short
+      callback); the joint-state callback maps and hands over one array (a reference swap);
+    * ``action_chunk`` is taken raw (serialized bytes) and decoded on the chunk-decoder
+      thread (:class:`ChunkDecoder`, :mod:`robot_policy_ros.core.trajectory_wire`), which
+      refuses oversized chunks from their point count before decoding; neither the executor
+      nor the control thread ever decodes a chunk;
     * a dedicated control thread paces itself with absolute deadlines on the monotonic
-      clock (:class:`FixedRateTicker`), looks up the action for the ROS-clock "now",
-      passes it through the :class:`SafetyFilter` and publishes a preallocated message.
-      It never waits for a callback, inference, image conversion or logging.
-
-Behaviour per tick (in this order):
-    0. after activation: publish nothing until the e-stop input has been heard from (a
-       message, or a discovered publisher) or ``e_stop_grace_s`` has passed (logged which);
-    1. e-stop latched: hold the last safe command (``e_stop_behavior`` hold) or publish
-       nothing (silent);
-    2. no joint state seen yet: publish nothing;
-    3. joint state older than ``joint_state_timeout_s`` (by arrival time): hold the last
-       command if one was sent, else publish nothing; never start or ramp blindly;
-    4. first tick with a fresh joint state, the first after stale ones, or one more than
-       ``reanchor_tolerance`` from the last command: the safety filter (re)starts at the
-       measured position (a joint outside its limits comes in at ``bring_in_velocity``)
-       and ramps its velocity limit in over ``ramp_in_s``;
-    5. otherwise: target = blended action for now (None if no chunk covers now -> hold,
-       counted as an underrun), filtered, published.
-
-The safety filter runs on its own "safety clock", which advances every tick by the
-smallest of the ROS-clock step, the wall-clock step and two control periods: a ROS time
-jump (sim reset, clock change) or a stalled control thread can never widen the step a
-joint may take in one tick. A ROS clock step backwards, or forwards beyond
-``max_clock_jump_s``, clears the buffer (no chunk observed before it runs after it) and
-re-anchors.
+      clock (:class:`FixedRateTicker`), asks the core for the tick's command and publishes
+      a preallocated message. It never waits for a callback, inference or logging.
 
 Commands go out in the controller's joint order: the limits file's when given (it must name
 the same joints as the checkpoint), else the checkpoint's; chunks and joint states are
@@ -42,6 +27,7 @@ mapped to it by name.
 from __future__ import annotations
 
 import array
+import collections
 import ctypes
 import gc
 import math
@@ -49,7 +35,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,11 +54,18 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode, ChunkBuffer
+from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode
 from robot_policy_ros.core.diagnostics import RateTracker
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.core.params import ParamSpec
-from robot_policy_ros.core.safety import JointLimits, SafetyFilter
+from robot_policy_ros.core.streamer import (
+    ChunkRejectedError,
+    EStopPublishers,
+    StreamerConfig,
+    StreamerCore,
+)
 from robot_policy_ros.core.timing import FixedRateTicker, PeriodTracker
+from robot_policy_ros.core.trajectory_wire import WireError, decode_chunk, point_count
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
     ConfigurationError,
@@ -191,7 +184,9 @@ SPECS: list[ParamSpec] = [
     ParamSpec(
         "joint_state_timeout_s",
         0.5,
-        "If no joint state arrived for this long, hold the last command and report it.",
+        "If the latest joint state is older than this (by its stamp where sane, else by "
+        "arrival), decelerate to a stop and report it; start and re-anchor only on a fresher "
+        "one.",
         min_value=0.001,
         max_value=60.0,
     ),
@@ -199,9 +194,28 @@ SPECS: list[ParamSpec] = [
         "e_stop_grace_s",
         3.0,
         "After activation, publish nothing until the e-stop input has been heard from (a "
-        "message, or a discovered publisher) or this many seconds have passed, so that a "
-        "latched e-stop published before the streamer started is honoured before anything "
-        "moves. The log says which ended the wait.",
+        "message; a latched publisher's sample is waited for) or this many seconds have "
+        "passed, so that a latched e-stop published before the streamer started is honoured "
+        "before anything moves. The log says which ended the wait.",
+        min_value=0.0,
+        max_value=60.0,
+    ),
+    ParamSpec(
+        "joint_state_max_stamp_lag_s",
+        5.0,
+        "Joint-state freshness is judged by header.stamp when the stamp is sane: not ahead of "
+        "the node clock and at most this many seconds behind it on arrival. Otherwise (zero "
+        "stamps, another machine's clock) by arrival time (diagnostics counter "
+        "joint_state_stamp_fallbacks).",
+        min_value=0.01,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "deadman_timeout_s",
+        0.0,
+        "Deadman (pendants, teleop): > 0 subscribes std_msgs/Bool on 'deadman'; nothing moves "
+        "until true arrives, and silence beyond this many seconds or a false latches the "
+        "e-stop (release with ~/reset_e_stop while the heartbeat is alive). 0: off.",
         min_value=0.0,
         max_value=60.0,
     ),
@@ -263,9 +277,6 @@ COMMAND_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
 )
 
-# After an e_stop publisher is discovered, the time its latched sample may take to arrive.
-E_STOP_SETTLE_S = 0.2
-
 # Why the GIL switch interval is lowered in this process: a thread holding the GIL keeps it
 # for up to the interval (5 ms by default) before a waiting thread gets it; the control thread
 # must never wait that long behind a callback.
@@ -274,15 +285,6 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 def _expected_mismatch(_event: Any) -> None:
     """A best-effort e-stop publisher vs. the latched subscription: heard on the other one."""
-
-
-@dataclass(frozen=True)
-class Measured:
-    """Latest joint state in streamer order, with its arrival time (monotonic)."""
-
-    positions: np.ndarray
-    received: float
-    stamp: float
 
 
 def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...], JointLimits]:
@@ -373,16 +375,101 @@ class GcPauses:
 GC_PAUSES = GcPauses()
 
 
-class ChunkRejectedError(ValueError):
-    """A chunk the streamer will not buffer; ``key`` names the counter."""
+class ChunkDecoder:
+    """Decodes raw action chunks on its own thread and hands them to the core.
 
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
+    The subscription callback only queues the serialized bytes (:meth:`put`), so a flood of
+    long chunks costs the executor almost nothing. An oversized chunk is refused from its
+    point count before it is decoded. The queue keeps the newest ``backlog`` chunks; older
+    ones are dropped and counted (``dropped``): only recent chunks matter to the robot.
+    """
+
+    def __init__(
+        self,
+        core: StreamerCore,
+        ros_now: Callable[[], float],
+        on_rejected: Callable[[ChunkRejectedError], None],
+        backlog: int = 8,
+    ) -> None:
+        self._core = core
+        self._ros_now = ros_now
+        self._on_rejected = on_rejected
+        self._queue: collections.deque[bytes] = collections.deque(maxlen=backlog)
+        self._cond = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.max_decode_s = 0.0
+
+    def start(self) -> None:
+        with self._cond:
+            self._queue.clear()
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name="chunk_decoder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            self._queue.clear()
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+    def put(self, raw: bytes) -> None:
+        with self._cond:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append(raw)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and not self._queue:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                raw = self._queue.popleft()
+            t0 = time.perf_counter()
+            try:
+                self._handle(raw)
+            except ChunkRejectedError as exc:
+                self._on_rejected(exc)
+            except Exception as exc:  # a decoder bug must not end the thread
+                self._on_rejected(ChunkRejectedError("bad_message", f"undecodable: {exc!r}"))
+            self.max_decode_s = max(self.max_decode_s, time.perf_counter() - t0)
+
+    def _handle(self, raw: bytes) -> None:
+        core = self._core
+        max_points = core.config.max_chunk_points
+        try:
+            core.check_point_count(point_count(raw))
+            chunk = decode_chunk(raw, max_points=max_points)
+        except WireError as exc:
+            core.count_rejected(exc.key)
+            raise ChunkRejectedError(exc.key, str(exc)) from exc
+        except ChunkRejectedError as exc:
+            core.count_rejected(exc.key)
+            raise
+        core.add_chunk(
+            chunk.joint_names,
+            chunk.offsets,
+            chunk.positions,
+            chunk.stamp_sec,
+            self._ros_now(),
+            time.monotonic(),
+        )
 
 
 class CommandStreamer(ManagedNode):
-    """Lifecycle node streaming safety-filtered joint commands at a fixed rate."""
+    """Lifecycle node streaming safety-filtered joint commands at a fixed rate.
+
+    A thin adapter around :class:`StreamerCore`: subscriptions hand their data to it, a
+    decoder thread turns raw chunks into arrays for it, the control thread asks it for each
+    tick's command and publishes that.
+    """
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, SPECS, **kwargs)
@@ -393,28 +480,17 @@ class CommandStreamer(ManagedNode):
         self._srv = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._estop = threading.Event()
-        self._estop_value = False  # latest value seen on e_stop
-        self._restart = threading.Event()  # control thread: restart the filter from measured
         self._configured = False
         self._rt_refusal_logged = False
         self._memory_locked = False
         self._executor_rt = False
         self.joint_state_error = ""
-        self._reset_counters()
+        self.core: StreamerCore | None = None
+        self.published = 0
+        self.tick_errors = 0
+        self.state = "unconfigured"
 
     # -- configuration -----------------------------------------------------------------------
-
-    def _reset_counters(self) -> None:
-        self.chunks_received = 0
-        self.chunks_rejected: dict[str, int] = {}
-        self.underrun_ticks = 0
-        self.underrun_events = 0
-        self.published = 0
-        self.state = "unconfigured"
-        self.tick_errors = 0
-        self.reanchors = 0
-        self.time_jumps = 0
 
     def configure(self, params: dict[str, Any]) -> None:
         self.joint_names, self.limits = load_joint_setup(
@@ -429,45 +505,51 @@ class CommandStreamer(ManagedNode):
             average_weight=params["average_weight"],
             crossfade_s=params["crossfade_s"],
         )
-        self.buffer = ChunkBuffer(self.num_joints, blend)
+        if params["use_acceleration_limit"] and self.limits.max_acceleration is None:
+            self.log.warning(
+                "the joint limits carry no max_acceleration: velocity limit only, and an "
+                "underrun holds instead of decelerating (add max_acceleration per joint to "
+                "the limits file)"
+            )
         try:
-            use_accel = params["use_acceleration_limit"]
-            if use_accel and self.limits.max_acceleration is None:
-                use_accel = False
-                self.log.warning(
-                    "the joint limits carry no max_acceleration: velocity limit only "
-                    "(add max_acceleration per joint to the limits file to limit acceleration)"
+            self.core = StreamerCore(
+                StreamerConfig(
+                    joint_names=self.joint_names,
+                    limits=self.limits,
+                    rate_hz=self.rate_hz,
+                    blend=blend,
+                    ramp_in_s=params["ramp_in_s"],
+                    use_acceleration_limit=params["use_acceleration_limit"],
+                    bring_in_velocity=params["bring_in_velocity"],
+                    reanchor_tolerance=params["reanchor_tolerance"],
+                    max_clock_jump_s=params["max_clock_jump_s"],
+                    joint_state_timeout_s=params["joint_state_timeout_s"],
+                    max_stamp_lag_s=params["joint_state_max_stamp_lag_s"],
+                    e_stop_behavior=params["e_stop_behavior"],
+                    e_stop_grace_s=params["e_stop_grace_s"],
+                    deadman_timeout_s=params["deadman_timeout_s"],
+                    max_chunk_future_s=params["max_chunk_future_s"],
+                    max_chunk_points=params["max_chunk_points"],
+                    max_chunk_duration_s=params["max_chunk_duration_s"],
                 )
-            self.filter = SafetyFilter(
-                self.limits,
-                ramp_in_s=params["ramp_in_s"],
-                use_acceleration_limit=use_accel,
-                bring_in_velocity=params["bring_in_velocity"],
             )
         except ValueError as exc:
-            raise ConfigurationError(f"parameter 'use_acceleration_limit': {exc}") from exc
+            raise ConfigurationError(f"streamer parameters: {exc}") from exc
+        self.buffer = self.core.buffer
+        self.filter = self.core.filter
         self.period_stats = PeriodTracker(self.period, window=max(50, int(10 * self.rate_hz)))
         self.command_rate = RateTracker(window_s=2.0, capacity=max(64, int(3 * self.rate_hz)))
         self.chunk_rate = RateTracker(window_s=10.0, capacity=256)
-        self._joint_index_cache: dict[tuple[str, ...], np.ndarray] = {}
-        self._chunk_index_cache: dict[tuple[str, ...], np.ndarray] = {}
-        self._measured: Measured | None = None
-        self._accept_after = -math.inf
+        self._decoder = ChunkDecoder(self.core, self._ros_now, self._on_chunk_rejected)
         self._missed_base = 0
         self._ticker: FixedRateTicker | None = None
         self._make_command_message(params["command_interface"])
 
         log = self._log
-        self._subs = [
-            self.create_subscription(
-                JointTrajectory, "action_chunk", guarded(self._on_chunk, log, "chunk"), CHUNK_QOS
-            ),
-            self.create_subscription(
-                JointState,
-                "joint_states",
-                guarded(self._on_joint_state, log, "joint_states"),
-                qos_profile_sensor_data,
-            ),
+        # Every callback on the executor thread is short (chunks arrive raw, as bytes, and
+        # are decoded on the decoder thread), so an e-stop waits behind at most one of them;
+        # its effect is an Event the control thread reads at the next tick.
+        self._e_stop_subs = [
             # The e-stop callback is not guarded: it is simple, and must never fail silently.
             # A best-effort publisher cannot match the latched (reliable) subscription; the
             # best-effort one hears it, so that mismatch is expected and not warned about.
@@ -480,6 +562,31 @@ class CommandStreamer(ManagedNode):
             ),
             self.create_subscription(Bool, "e_stop", self._on_e_stop, E_STOP_QOS_VOLATILE),
         ]
+        self._subs = [
+            self.create_subscription(
+                JointTrajectory,
+                "action_chunk",
+                guarded(self._on_chunk, log, "chunk"),
+                CHUNK_QOS,
+                raw=True,
+            ),
+            self.create_subscription(
+                JointState,
+                "joint_states",
+                guarded(self._on_joint_state, log, "joint_states"),
+                qos_profile_sensor_data,
+            ),
+            *self._e_stop_subs,
+        ]
+        if params["deadman_timeout_s"] > 0:
+            self._subs.append(
+                self.create_subscription(
+                    Bool,
+                    "deadman",
+                    self._on_deadman,
+                    E_STOP_QOS_VOLATILE,
+                )
+            )
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._pubs = [self._cmd_pub, self._diag_pub]
         self._srv = self.create_service(Trigger, "~/reset_e_stop", self._on_reset_e_stop)
@@ -489,9 +596,13 @@ class CommandStreamer(ManagedNode):
         ]
         self._configured = True
         self.state = "inactive"
+        deadman = (
+            f", deadman {params['deadman_timeout_s']:g} s" if params["deadman_timeout_s"] else ""
+        )
         self.log.info(
             f"{self.num_joints} joints {list(self.joint_names)}, {self.rate_hz:g} Hz, "
-            f"blending {blend.mode.value}, command_interface {params['command_interface']}"
+            f"blending {blend.mode.value}, command_interface {params['command_interface']}, "
+            f"acceleration limit {'on' if self.core.acceleration_limited else 'off'}{deadman}"
         )
 
     def _make_command_message(self, interface: str) -> None:
@@ -543,22 +654,15 @@ class CommandStreamer(ManagedNode):
     # -- activation --------------------------------------------------------------------------
 
     def activate(self) -> None:
-        self.buffer.clear()
-        self.filter.reset()
-        self._measured = None
+        assert self.core is not None
         self.period_stats.reset()
         self.command_rate.clear()
         # Nothing observed before activation is ever used: chunks stamped earlier are dropped.
-        self._accept_after = self._ros_now()
+        self.core.activate(self._ros_now(), time.monotonic())
+        self._decoder.start()
         self._stop.clear()
-        self._restart.clear()
-        self._start_after = time.monotonic() + self.params["e_stop_grace_s"]
-        self._estop_heard = False  # set by a message on e_stop
-        self._estop_publisher_since: float | None = None
-        self._estop_wait_done = False
+        self.state = self.core.state
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        # Move everything allocated so far out of the collector's reach: later collections
-        # only scan young objects, so a GC pause cannot stall a tick for long.
         if self.params["lock_memory"] and not self._memory_locked:
             why_not = lock_process_memory()
             self._memory_locked = not why_not
@@ -567,11 +671,12 @@ class CommandStreamer(ManagedNode):
                 if not why_not
                 else f"process memory not locked: {why_not}"
             )
+        # Move everything allocated so far out of the collector's reach: later collections
+        # only scan young objects, so a GC pause cannot stall a tick for long.
         gc.collect()
         gc.freeze()
         if GC_PAUSES not in gc.callbacks:
             gc.callbacks.append(GC_PAUSES)
-        self.state = "waiting_for_joint_states"
         # The executor thread (this one) and the log writer also take the GIL. If the OS
         # preempted one of them while it holds the GIL, the control thread would wait for it
         # however high its own priority (priority inversion); one FIFO level below the
@@ -592,159 +697,56 @@ class CommandStreamer(ManagedNode):
             if self._thread.is_alive():
                 self.log.error("control thread did not stop within 2 s")
             self._thread = None
+        self._decoder.stop()
         if self._executor_rt:
             self._executor_rt = not self._set_thread_priority(0, "executor thread")
         # Drop everything buffered: nothing old is replayed after re-activation.
-        self.buffer.clear()
-        self.filter.reset()
-        self._measured = None
+        assert self.core is not None
+        self.core.deactivate()
         self.state = "inactive"
 
-    # -- callbacks (executor thread): validate and hand over, O(1) in the loop's terms -----
+    # -- callbacks (executor threads): hand over, O(1) in the loop's terms --------------------
 
     def _ros_now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _index_for(
-        self, cache: dict[tuple[str, ...], np.ndarray], names: tuple[str, ...], what: str
-    ) -> np.ndarray:
-        idx = cache.get(names)
-        if idx is None:
-            position = {n: i for i, n in enumerate(names)}
-            missing = [n for n in self.joint_names if n not in position]
-            if missing:
-                raise ChunkRejectedError(
-                    "missing_joints",
-                    f"{what} lacks joint(s) {missing} (has {list(names)}); the streamer needs "
-                    f"{list(self.joint_names)}",
-                )
-            if len(position) != len(names):
-                raise ChunkRejectedError("bad_message", f"{what} has duplicate joint names")
-            idx = np.array([position[n] for n in self.joint_names], dtype=np.intp)
-            if len(cache) > 64:
-                cache.clear()
-            cache[names] = idx
-        return idx
-
     def _on_joint_state(self, msg: JointState) -> None:
-        if not self.active:
+        if not self.active or self.core is None:
             return
-        try:
-            names = tuple(msg.name)
-            idx = self._index_for(self._joint_index_cache, names, "joint_states")
-            if len(msg.position) != len(names):
-                raise ChunkRejectedError(
-                    "bad_message",
-                    f"joint_states has {len(names)} names but {len(msg.position)} positions",
-                )
-            positions = np.frombuffer(msg.position, dtype=np.float64)[idx]
-            if not np.all(np.isfinite(positions)):
-                raise ChunkRejectedError("bad_message", "joint_states has non-finite positions")
-        except ChunkRejectedError as exc:
-            self.joint_state_error = str(exc)
-            self._log("joint_states", "error", str(exc))
-            return
-        self.joint_state_error = ""
-        # One reference assignment: the control thread always sees a consistent snapshot.
-        self._measured = Measured(positions, time.monotonic(), stamp_to_sec(msg.header.stamp))
+        error = self.core.on_joint_state(
+            tuple(msg.name),
+            np.frombuffer(msg.position, dtype=np.float64),
+            stamp_to_sec(msg.header.stamp),
+            self._ros_now(),
+            time.monotonic(),
+        )
+        self.joint_state_error = error
+        if error:
+            self._log("joint_states", "error", error)
 
-    def _on_chunk(self, msg: JointTrajectory) -> None:
+    def _on_chunk(self, raw: bytes) -> None:
         if not self.active:
             return
-        self.chunks_received += 1
-        try:
-            self._add_chunk(msg)
-        except ChunkRejectedError as exc:
-            self.chunks_rejected[exc.key] = self.chunks_rejected.get(exc.key, 0) + 1
-            self._log(f"chunk_{exc.key}", "error", f"action_chunk rejected: {exc}")
-            return
+        self._decoder.put(raw)
         self.chunk_rate.add(time.monotonic())
 
-    def _add_chunk(self, msg: JointTrajectory) -> None:
-        idx = self._index_for(self._chunk_index_cache, tuple(msg.joint_names), "chunk")
-        points = msg.points
-        if len(points) < 2:
-            raise ChunkRejectedError("bad_message", f"chunk has {len(points)} point(s), needs >= 2")
-        if len(points) > self.params["max_chunk_points"]:
-            # Checked before decoding: a flood of huge chunks must not cost the executor much.
-            raise ChunkRejectedError(
-                "too_many_points",
-                f"chunk has {len(points)} points, more than max_chunk_points "
-                f"{self.params['max_chunk_points']}",
-            )
-        width = len(msg.joint_names)
-        if any(len(p.positions) != width for p in points):
-            raise ChunkRejectedError(
-                "bad_message", "chunk points must each have one position per joint"
-            )
-        positions = np.array([p.positions for p in points], dtype=np.float64)[:, idx]
-        if not np.all(np.isfinite(positions)):
-            raise ChunkRejectedError("non_finite", "chunk contains non-finite positions")
-        offsets = np.array(
-            [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in points]
-        )
-        steps = np.diff(offsets)
-        step = float(steps.mean())
-        if not step > 0 or np.abs(steps - step).max() > 1e-3 * step + 1e-6:
-            raise ChunkRejectedError(
-                "bad_message",
-                "chunk points must be evenly spaced in time_from_start (action i at i/fps)",
-            )
-        duration = float(offsets[-1] - offsets[0])
-        if duration > self.params["max_chunk_duration_s"]:
-            raise ChunkRejectedError(
-                "too_long",
-                f"chunk spans {duration:.3f} s, more than max_chunk_duration_s "
-                f"{self.params['max_chunk_duration_s']:g}",
-            )
-        now = self._ros_now()
-        stamp = stamp_to_sec(msg.header.stamp)
-        if stamp == 0.0:
-            stamp = now  # as joint_trajectory_controller: a zero stamp means "start now"
-        t0 = stamp + float(offsets[0])
-        if t0 - now > self.params["max_chunk_future_s"]:
-            raise ChunkRejectedError(
-                "future",
-                f"chunk starts {t0 - now:.3f} s in the future of the node clock "
-                f"(max_chunk_future_s {self.params['max_chunk_future_s']:g}; clock mismatch?)",
-            )
-        fps = 1.0 / step
-        end = t0 + (len(points) - 1) * step
-        if end < now:
-            raise ChunkRejectedError(
-                "stale", f"chunk ended {now - end:.3f} s ago (stamp {stamp:.3f}); dropped"
-            )
-        if stamp < self._accept_after:
-            raise ChunkRejectedError(
-                "before_activation",
-                "chunk observed before the streamer was (re)activated or e-stopped",
-            )
-        try:
-            self.buffer.add(positions, t0, fps)
-        except ValueError as exc:
-            raise ChunkRejectedError("bad_message", str(exc)) from exc
+    def _on_chunk_rejected(self, exc: ChunkRejectedError) -> None:
+        self._log(f"chunk_{exc.key}", "error", f"action_chunk rejected: {exc}")
 
     def _on_e_stop(self, msg: Bool) -> None:
-        self._estop_value = bool(msg.data)
-        self._estop_heard = True
-        if msg.data and not self._estop.is_set():
-            self._estop.set()  # the control thread holds from its next tick on
-            self.buffer.clear()
-            self._accept_after = self._ros_now()
+        assert self.core is not None
+        if self.core.on_e_stop(bool(msg.data), self._ros_now()):
             self.log.error("E-STOP: holding; call ~/reset_e_stop after releasing it")
 
+    def _on_deadman(self, msg: Bool) -> None:
+        assert self.core is not None
+        if self.core.on_deadman(bool(msg.data), time.monotonic(), self._ros_now()):
+            self.log.error("E-STOP: deadman released; call ~/reset_e_stop with it held")
+
     def _on_reset_e_stop(self, request: Trigger.Request, response: Trigger.Response):
-        if not self._estop.is_set():
-            response.success = True
-            response.message = "e-stop was not latched"
-        elif self._estop_value:
-            response.success = False
-            response.message = "e_stop is still true: publish false on e_stop first"
-        else:
-            self._restart.set()  # restart from the measured position, ramping in
-            self._estop.clear()
-            response.success = True
-            response.message = "e-stop released; ramping in from the measured position"
+        assert self.core is not None
+        response.success, response.message = self.core.reset_e_stop(time.monotonic())
+        if response.success:
             self.log.warning(response.message)
         return response
 
@@ -772,11 +774,6 @@ class CommandStreamer(ManagedNode):
         ticker = FixedRateTicker(self.rate_hz)
         self._ticker = ticker
         ticker.start(time.monotonic() + self.period)
-        self._safety_t = 0.0
-        self._last_ros = None
-        self._last_wall = None
-        self._had_target = False
-        self._stale_seen = False
         while True:
             tick = ticker.wait(self._stop)
             if tick is None:
@@ -790,116 +787,27 @@ class CommandStreamer(ManagedNode):
         self._missed_base += ticker.missed_total
         self._ticker = None
 
-    def _advance_safety_clock(self, ros_now: float, wall_now: float) -> float:
-        if self._last_ros is not None:
-            ros_step = ros_now - self._last_ros
-            if ros_step < 0.0 or ros_step > self.params["max_clock_jump_s"]:
-                self._on_time_jump(ros_step)
-            step = min(ros_step, wall_now - self._last_wall, 2.0 * self.period)
-            self._safety_t += max(step, 0.0)
-        self._last_ros, self._last_wall = ros_now, wall_now
-        return self._safety_t
-
-    def _on_time_jump(self, ros_step: float) -> None:
-        """The ROS clock jumped: no chunk from before it may run after it; start afresh."""
-        self.buffer.clear()
-        self._accept_after = self._ros_now()
-        self._restart.set()
-        self.time_jumps += 1
-        self._log(
-            "time_jump",
-            "warning",
-            f"ROS clock jumped by {ros_step:+.3f} s: buffer cleared, restarting from the "
-            "measured position",
-        )
-
     def _tick(self, wall_now: float) -> None:
+        core = self.core
+        assert core is not None
         ros_now = self._ros_now()
-        t = self._advance_safety_clock(ros_now, wall_now)
-        if self._restart.is_set():
-            self._restart.clear()
-            self.filter.reset()
-            self._had_target = False
-        filt = self.filter
-        if self._estop.is_set():
-            self.state = "e_stop"
-            if self.params["e_stop_behavior"] == "hold" and filt.started:
-                self._publish(filt.filter(None, t)[0], ros_now, wall_now)
-            return
-        if not self._estop_wait_done and not self._estop_input_ready(wall_now):
-            self.state = "starting (waiting for the e-stop input)"
-            return
-        measured = self._measured
-        if measured is None:
-            self.state = "waiting_for_joint_states"
-            return
-        if wall_now - measured.received > self.params["joint_state_timeout_s"]:
-            self.state = "joint_states_stale"
-            if filt.started:
-                self._publish(filt.filter(None, t)[0], ros_now, wall_now)
-                self._stale_seen = True
-            return
-        if filt.started:
-            # Never continue from a command the arm is not at: after stale joint states, or
-            # when the arm is measured away from the last command, restart from where it is.
-            last = filt.last_command
-            diverged = float(np.max(np.abs(measured.positions - last)))
-            if self._stale_seen or diverged > self.params["reanchor_tolerance"]:
-                self.reanchors += 1
-                self._log(
-                    "reanchor",
-                    "warning",
-                    f"re-anchoring on the measured position (joint states "
-                    f"{'back after stale' if self._stale_seen else 'away from the command'}, "
-                    f"max difference {diverged:.3f})",
-                )
-                filt.release()
-        self._stale_seen = False
-        if not filt.started:
-            filt.start(measured.positions, t)
-            self._had_target = False
-        target = self.buffer.action_at(ros_now)
-        if target is None:
-            if self._had_target:
-                self.underrun_events += 1
-                self._had_target = False
-            if self.chunks_received:
-                self.underrun_ticks += 1
-            self.state = "holding (no action for now)"
-        else:
-            self._had_target = True
-        command, report = filt.filter(target, t)
-        if target is not None:
-            self.state = "ramping" if report.ramping else "running"
-        self._publish(command, ros_now, wall_now)
+        pubs = self._e_stop_publishers() if core.waiting_for_e_stop_input else None
+        result = core.tick(ros_now, wall_now, pubs)
+        if result.command is not None:
+            self._publish(result.command, ros_now, wall_now)
+        self.state = result.state
+        if result.event:
+            self._log(f"event_{result.event[:12]}", "warning", result.event)
         if self.published % 64 == 0:
-            self.buffer.prune(ros_now)
+            core.buffer.prune(ros_now)
 
-    def _estop_input_ready(self, wall_now: float) -> bool:
-        """Before the first command: has the e-stop input been heard from (or waited for)?
-
-        Heard from: a message arrived, or an e_stop publisher has been discovered for
-        ``E_STOP_SETTLE_S`` (time for its latched sample, if any, to arrive). Otherwise the
-        wait ends after ``e_stop_grace_s``. Logs which, once per activation.
-        """
-        why = ""
-        if self._estop_heard:
-            why = "e-stop input heard (a message arrived)"
-        elif self.count_publishers("e_stop") > 0:
-            if self._estop_publisher_since is None:
-                self._estop_publisher_since = wall_now
-            if wall_now - self._estop_publisher_since >= E_STOP_SETTLE_S:
-                why = "e-stop input heard (a publisher is connected, no stop latched)"
-        if not why and wall_now >= self._start_after:
-            why = (
-                f"no e-stop input heard within e_stop_grace_s {self.params['e_stop_grace_s']:g} s"
-                "; starting without one"
-            )
-        if not why:
-            return False
-        self._estop_wait_done = True
-        self.log.info(f"{why}: commands may start")
-        return True
+    def _e_stop_publishers(self) -> EStopPublishers:
+        """Publishers on the (resolved) e_stop topic, and how many of them are latched."""
+        infos = self.get_publishers_info_by_topic(self._e_stop_subs[0].topic_name)
+        latched = sum(
+            1 for info in infos if info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        return EStopPublishers(count=len(infos), latched=latched)
 
     def _publish(self, command: np.ndarray, ros_now: float, wall_now: float) -> None:
         self._cmd_view[:] = command
@@ -921,22 +829,18 @@ class CommandStreamer(ManagedNode):
 
     def snapshot(self) -> dict[str, Any]:
         """Current figures, for /diagnostics and the status line."""
-        period = self.period_stats.summary() if self._configured else None
-        now = self._ros_now()
-        measured = self._measured if self._configured else None
-        filt = self.filter if self._configured else None
-        values: dict[str, Any] = {
-            "state": self.state,
-            "active": self.active,
-            "e_stop": self._estop.is_set(),
-            "e_stop_input": self._estop_value,
-        }
-        if not self._configured:
+        core = self.core if self._configured else None
+        values: dict[str, Any] = {"state": self.state, "active": self.active}
+        if core is None:
+            values.update({"e_stop": False, "e_stop_input": False})
             return values
+        wall = time.monotonic()
+        period = self.period_stats.summary()
+        values.update(core.counters(wall))
         values.update(
             {
                 "control_rate_hz_target": self.rate_hz,
-                "command_rate_hz": self.command_rate.rate(time.monotonic()),
+                "command_rate_hz": self.command_rate.rate(wall),
                 "tick_rate_hz": period.rate_hz,
                 "period_error_p50_ms": period.error_p50_ms,
                 "period_error_p99_ms": period.error_p99_ms,
@@ -945,26 +849,15 @@ class CommandStreamer(ManagedNode):
                 "missed_ticks": self.missed_ticks,
                 "ticks": self.period_stats.ticks_total,
                 "commands_published": self.published,
-                "buffer_chunks": len(self.buffer),
-                "buffer_horizon_s": self.buffer.horizon(now),
-                "underrun_ticks": self.underrun_ticks,
-                "underrun_events": self.underrun_events,
-                "chunks_received": self.chunks_received,
-                "chunks_rejected": sum(self.chunks_rejected.values()),
-                "chunk_rate_hz": self.chunk_rate.rate(time.monotonic()),
-                "clamped_ticks": filt.clamped_total,
-                "rate_limited_ticks": filt.rate_limited_total,
-                "safety_rejects": filt.rejected_total,
-                "joint_state_age_s": (
-                    time.monotonic() - measured.received if measured is not None else math.nan
-                ),
+                "buffer_horizon_s": core.buffer.horizon(self._ros_now()),
+                "chunk_rate_hz": self.chunk_rate.rate(wall),
+                "chunks_dropped_backlog": self._decoder.dropped,
+                "chunk_decode_max_ms": 1e3 * self._decoder.max_decode_s,
                 "tick_errors": self.tick_errors,
                 "gc_pause_max_ms": GC_PAUSES.max_ms,
                 "log_lines_dropped": self.log.dropped,
             }
         )
-        for key, count in self.chunks_rejected.items():
-            values[f"chunks_rejected_{key}"] = count
         return values
 
     def _publish_diagnostics(self) -> None:
