@@ -131,16 +131,19 @@ def test_reanchor_after_stale_joint_states(start_node, tmp_path, rclpy_context):
         time.sleep(1.0)  # joint_state_timeout_s 0.5: stale, holding
         moved = np.array([0.6, -0.9, -0.3])  # driver restart / hand guiding
         with robot.lock:
+            # The arm does not follow commands here: a held command arriving now would
+            # otherwise put it straight back where it was.
             robot.positions = moved.copy()
-            robot.follow_commands = True  # from here the arm tracks what it is sent
         t_back = time.time()
         robot.publish_joints = True
         assert proc.wait_for_output("re-anchoring", 10.0), proc.output()
+        with robot.lock:
+            robot.follow_commands = True  # from here the arm tracks what it is sent
         time.sleep(0.5)
         after = robot.commands_published(after=t_back)
         held = robot.commands_published(before=t_back)[-1]
     changed = [v for v in after if not np.allclose(v, held, atol=1e-12)]
-    assert changed, "no command from the new position"
+    assert changed, f"no command from the new position ({len(after)} after):\n{proc.output()}"
     np.testing.assert_allclose(changed[0], moved, atol=1e-9)
     assert _steps_within(np.array(changed), MAX_STEP)
 

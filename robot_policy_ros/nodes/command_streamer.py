@@ -810,12 +810,19 @@ class CommandStreamer(ManagedNode):
         return EStopPublishers(count=len(infos), latched=latched)
 
     def _publish(self, command: np.ndarray, ros_now: float, wall_now: float) -> None:
+        if not self.context.ok():
+            return  # shutting down (SIGINT/SIGTERM): the last command stands
         self._cmd_view[:] = command
         if self._stamp_msg is not None:
             sec = math.floor(ros_now)
             self._stamp_msg.stamp.sec = sec
             self._stamp_msg.stamp.nanosec = min(int((ros_now - sec) * 1e9), 999_999_999)
-        self._cmd_pub.publish(self._cmd_msg)
+        try:
+            self._cmd_pub.publish(self._cmd_msg)
+        except Exception:  # rclpy's RCLError: "publisher's context is invalid"
+            if self.context.ok():
+                raise
+            return  # the context went down between the check and the publish
         self.published += 1
         self.last_command = command
         self.command_rate.add(wall_now)
