@@ -55,6 +55,25 @@ def lower_upper(limits: dict = LIMITS) -> tuple[np.ndarray, np.ndarray, np.ndarr
     )
 
 
+def make_chunk_message(
+    chunk: np.ndarray, names: Sequence[str], stamp: float, fps: float = 20.0
+) -> JointTrajectory:
+    """A JointTrajectory chunk: action i of ``chunk`` (P, J) at ``stamp + i / fps``."""
+    msg = JointTrajectory()
+    msg.header.stamp.sec = math.floor(stamp)
+    msg.header.stamp.nanosec = int((stamp - math.floor(stamp)) * 1e9)
+    msg.joint_names = list(names)
+    for i, row in enumerate(np.asarray(chunk, dtype=float)):
+        nanos = round(i * 1e9 / fps)
+        msg.points.append(
+            JointTrajectoryPoint(
+                positions=[float(v) for v in row],
+                time_from_start=Duration(sec=nanos // 10**9, nanosec=nanos % 10**9),
+            )
+        )
+    return msg
+
+
 class FakeRobot:
     """Joint states + images out, runtime outputs recorded. Use as a context manager."""
 
@@ -70,6 +89,7 @@ class FakeRobot:
         command_type: type = Float64MultiArray,
         follow_commands: bool = True,
         sim_time_start: float | None = None,
+        record_chunks: bool = True,
     ) -> None:
         """``cameras``: label -> (topic, (height, width), encoding). With
         ``follow_commands`` the joints track position_array commands perfectly. With
@@ -88,6 +108,7 @@ class FakeRobot:
         self.publish_joints = True
         self.publish_images = {label: True for label in (cameras or {})}
         self.image_stamp_offset = 0.0
+        self.joint_stamp_offset = 0.0  # seconds added to joint-state stamps (< 0: taken earlier)
         self.commands: list[tuple[float, np.ndarray]] = []
         self.command_sources: list[float] = []  # publish times (time.time() clock)
         self.chunks: list[tuple[float, JointTrajectory]] = []
@@ -118,12 +139,13 @@ class FakeRobot:
             )
         self.command_type = command_type
         node.create_subscription(command_type, "joint_commands", self._on_command, 100)
-        node.create_subscription(
-            JointTrajectory,
-            "action_chunk",
-            lambda m: self._record(self.chunks, m),
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-        )
+        if record_chunks:  # off where another process floods action_chunk
+            node.create_subscription(
+                JointTrajectory,
+                "action_chunk",
+                lambda m: self._record(self.chunks, m),
+                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+            )
         node.create_subscription(
             DiagnosticArray, "/diagnostics", lambda m: self._record(self.diagnostics, m), 50
         )
@@ -189,7 +211,9 @@ class FakeRobot:
             values = list(self.positions) + [0.123] * len(self.extra)
         order = self._rng.permutation(len(names))  # shuffled every message
         msg = JointState()
-        self.stamp(msg.header)
+        t = self.now() + self.joint_stamp_offset
+        msg.header.stamp.sec = math.floor(t)
+        msg.header.stamp.nanosec = int((t - math.floor(t)) * 1e9)
         msg.name = [names[i] for i in order]
         msg.position = [float(values[i]) for i in order]
         self.js_pub.publish(msg)
@@ -213,19 +237,7 @@ class FakeRobot:
         stamp: float | None = None,
     ) -> None:
         """Publish a JointTrajectory chunk (action i at stamp + i / fps)."""
-        msg = JointTrajectory()
-        t = self.now() if stamp is None else stamp
-        msg.header.stamp.sec = math.floor(t)
-        msg.header.stamp.nanosec = int((t - math.floor(t)) * 1e9)
-        msg.joint_names = list(names)
-        for i, row in enumerate(np.asarray(chunk, dtype=float)):
-            nanos = round(i * 1e9 / fps)
-            msg.points.append(
-                JointTrajectoryPoint(
-                    positions=[float(v) for v in row],
-                    time_from_start=Duration(sec=nanos // 10**9, nanosec=nanos % 10**9),
-                )
-            )
+        msg = make_chunk_message(chunk, names, self.now() if stamp is None else stamp, fps)
         self.chunk_pub.publish(msg)
 
     def e_stop(self, value: bool) -> None:
@@ -268,7 +280,9 @@ class FakeRobot:
                 for (_, v), src in zip(self.commands, self.command_sources, strict=True)
                 if after < src < before
             ]
-        return np.array(rows).reshape(len(rows), -1)
+        if not rows:
+            return np.zeros((0, len(self.joint_names)))
+        return np.array(rows)
 
     def command_times(self, since: float = -math.inf) -> np.ndarray:
         with self.lock:

@@ -248,3 +248,116 @@ def test_chunk_beyond_bounds_rejected(start_node, tmp_path, rclpy_context):
         values = robot.command_values()
     assert len(values) > 0
     np.testing.assert_allclose(values, np.tile(p0, (len(values), 1)), atol=1e-9)
+
+
+def _accel_limits(amax: float) -> dict:
+    return {"joints": [{**j, "max_acceleration": amax} for j in LIMITS["joints"]]}
+
+
+def test_underrun_decelerates_within_acceleration_limit(start_node, tmp_path, rclpy_context):
+    amax = 2.0
+    proc = _start(start_node, tmp_path, "reanchor_tolerance:=5.0", limits=_accel_limits(amax))
+    p0 = np.array([-0.8, -0.2, 0.05])
+    with FakeRobot(rclpy_context, positions=p0) as robot:
+        assert robot.wait_active("command_streamer"), proc.output()
+        assert robot.wait_for(lambda: len(robot.commands) >= 5, 15.0), proc.output()
+        # 1.2 s of a shoulder ramp at 0.8 rad/s, then nothing: an underrun while moving.
+        ramp = p0 + np.outer(np.arange(25) / 20.0, [0.8, 0.0, 0.0])
+        robot.publish_chunk(ramp, JOINTS, 20.0)
+        time.sleep(3.0)
+        values = robot.command_values()
+    shoulder = values[:, 0]
+    speed = np.abs(np.diff(shoulder)) * RATE  # per nominal period
+    top = int(np.argmax(speed))
+    assert speed[top] > 0.4, "the ramp moved the shoulder"
+    stopped = top + int(np.argmax(speed[top:] < 1e-9))
+    # An instant hold would stop in one tick; braking at amax from speed v takes v / amax s.
+    assert (stopped - top) / RATE >= 0.5 * speed[top] / amax, (top, stopped, speed[top])
+    assert proc.output().count("Traceback") == 0
+
+
+def test_joint_states_stamped_too_long_ago_are_stale(start_node, tmp_path, rclpy_context):
+    proc = _start(start_node, tmp_path)
+    with FakeRobot(rclpy_context, positions=[0.1, -0.2, 0.05]) as robot:
+        robot.joint_stamp_offset = -1.0  # arrives now, taken 1 s ago (joint_state_timeout_s 0.5)
+        assert robot.wait_active("command_streamer"), proc.output()
+        time.sleep(1.5)
+        assert robot.commands == [], "never start on a state older than the timeout"
+        robot.joint_stamp_offset = 0.0
+        assert robot.wait_for(lambda: len(robot.commands) >= 5, 10.0), proc.output()
+
+
+def test_deadman_silence_acts_as_e_stop(start_node, tmp_path, rclpy_context):
+    from rclpy.node import Node
+    from std_srvs.srv import Trigger
+
+    proc = _start(start_node, tmp_path, "deadman_timeout_s:=0.3")
+    pendant = Node("pendant", context=rclpy_context)
+    pub = pendant.create_publisher(Bool, "deadman", 10)
+    alive = True
+
+    def beat() -> None:
+        if alive:
+            pub.publish(Bool(data=True))
+
+    try:
+        with FakeRobot(rclpy_context, positions=[0.1, -0.2, 0.05]) as robot:
+            assert robot.wait_active("command_streamer"), proc.output()
+            time.sleep(1.0)
+            assert robot.commands == [], "nothing moves before the deadman is held"
+            timer = robot.node.create_timer(0.05, beat)
+            assert robot.wait_for(lambda: len(robot.commands) >= 10, 10.0), proc.output()
+            target = np.array([0.6, -0.8, 0.3])
+            steps = np.linspace(0.0, 1.0, 200)[:, None]
+            p0 = np.array([0.1, -0.2, 0.05])
+            robot.publish_chunk(p0 + steps * (target - p0), JOINTS, 20.0)
+            time.sleep(0.5)
+            alive = False  # the operator lets go of the enabling switch: heartbeat stops
+            t_silent = time.time()
+            assert proc.wait_for_output("deadman", 5.0), proc.output()
+            time.sleep(0.8)
+            held = robot.commands_published(after=t_silent + 0.3 + 2.0 / RATE)
+            assert len(held) > 10
+            np.testing.assert_allclose(held, np.repeat(held[:1], len(held), 0), atol=1e-12)
+            refused = robot._call(Trigger, "/command_streamer/reset_e_stop", Trigger.Request())
+            assert not refused.success and "deadman" in refused.message
+            alive = True
+            time.sleep(0.3)
+            assert robot.reset_e_stop().success
+            robot.node.destroy_timer(timer)
+    finally:
+        pendant.destroy_node()
+
+
+def test_flood_of_long_chunks_never_delays_e_stop(start_node, tmp_path, rclpy_context):
+    """Chunks far beyond max_chunk_points (refused from their point count, undecoded) and
+    long valid ones, back to back from another process: the streamer keeps ticking and an
+    e-stop still acts within two control periods of its publication."""
+    from pathlib import Path
+
+    proc = _start(start_node, tmp_path)
+    with FakeRobot(rclpy_context, positions=[0.0, 0.0, 0.0], record_chunks=False) as robot:
+        assert robot.wait_active("command_streamer"), proc.output()
+        assert robot.wait_for(lambda: len(robot.commands) >= 10, 15.0), proc.output()
+        flooder = start_node(
+            "chunk_flooder",
+            args=("4.0", "25", ",".join(JOINTS)),
+            PYTHONPATH=str(Path(__file__).parent),
+        )
+        assert flooder.wait_for_output("flooding", 20.0), flooder.output()
+        time.sleep(1.5)
+        t_flood = time.time()
+        time.sleep(1.0)
+        robot.e_stop(True)
+        t_stop = time.time()
+        time.sleep(1.0)
+        during = robot.commands_published(after=t_flood, before=t_stop)
+        held = robot.commands_published(after=t_stop + 2.0 / RATE)
+        assert flooder.wait_for_output("sent", 10.0), flooder.output()
+    sent = int(flooder.output().split("sent ")[-1].split()[0])
+    assert sent > 20, flooder.output()
+    out = proc.output()
+    assert "more than max_chunk_points" in out, out
+    assert len(during) > 0.5 * RATE, f"{len(during)} commands in 1 s of flood\n{out}"
+    assert len(held) > 10, f"{len(held)} commands after the e-stop"
+    np.testing.assert_allclose(held, np.repeat(held[:1], len(held), 0), atol=1e-12)
