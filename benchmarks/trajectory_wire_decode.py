@@ -1,15 +1,15 @@
 """Decode cost of a serialized JointTrajectory: rclpy's deserialize_message vs trajectory_wire.
 
 For each point count (7 joints, positions only, as policy_node publishes), times
-``rclpy.serialization.deserialize_message`` (one C call holding the GIL), ``decode_chunk``
-(vectorized path), the Python-loop path ``decode_chunk`` takes for points of differing
-layouts (forced here), and ``point_count``; candidates are timed round-robin, median and
-max over ``--repeats`` runs. No DDS, no nodes.
+``rclpy.serialization.deserialize_message``, ``decode_chunk`` (its strided path: all points
+of one layout), the walk ``decode_chunk`` takes for points of differing layouts (forced
+here) and ``point_count``; candidates are timed round-robin, median and max over
+``--repeats`` runs. No DDS, no nodes.
 
-Meanwhile a probe thread wakes every 0.2 ms (``sys.setswitchinterval(0.0005)`` as in
-command_streamer) and records when it got the GIL back: the longest gap between its wakes
-during a call ("stall") is how long a control thread in the same process would have waited
-for it.
+Then the same calls run again while a probe thread wakes every 0.2 ms (the switch interval
+set to 0.5 ms as command_streamer sets it) and records when it got the GIL back: the
+longest gap between its wakes during a call ("stall") is about how long a control thread in
+the same process would have waited for the GIL.
 
 Usage:
     python benchmarks/trajectory_wire_decode.py [--points 100 1000 10000] [--joints 7]
@@ -59,13 +59,13 @@ def make_raw(num_points: int, num_joints: int) -> bytes:
 
 
 def decode_by_loop(raw: bytes, max_points: int) -> tw.WireChunk:
-    """decode_chunk with the vectorized path disabled (what non-uniform points cost)."""
-    saved = tw._locate_uniform
-    tw._locate_uniform = lambda *a: None
+    """decode_chunk with the strided path disabled (what non-uniform points cost)."""
+    saved = tw._decode_uniform
+    tw._decode_uniform = lambda *a: None
     try:
         return tw.decode_chunk(raw, max_points=max_points)
     finally:
-        tw._locate_uniform = saved
+        tw._decode_uniform = saved
 
 
 class Probe:
@@ -115,20 +115,23 @@ def main(argv: list[str] | None = None) -> int:
         candidates = {
             "deserialize_message": lambda raw=raw: deserialize_message(raw, JointTrajectory),
             "decode_chunk": lambda raw=raw: tw.decode_chunk(raw, max_points=limit),
-            "decode_chunk_loop_path": lambda raw=raw: decode_by_loop(raw, limit),
+            "decode_chunk_walk": lambda raw=raw: decode_by_loop(raw, limit),
             "point_count": lambda raw=raw: tw.point_count(raw),
         }
         times: dict[str, list[float]] = {name: [] for name in candidates}
+        for _ in range(args.repeats):  # timing, alone
+            for name, fn in candidates.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
         windows: dict[str, list[tuple[float, float]]] = {name: [] for name in candidates}
         probe = Probe()
-        for _ in range(args.repeats):
+        for _ in range(args.repeats):  # stalls, with the probe thread running
             for name, fn in candidates.items():
                 time.sleep(0.002)  # let the probe run between calls
                 t0 = time.perf_counter()
                 fn()
-                t1 = time.perf_counter()
-                times[name].append(t1 - t0)
-                windows[name].append((t0, t1))
+                windows[name].append((t0, time.perf_counter()))
         time.sleep(0.002)
         wakes = probe.stop()
         row = {"points": num_points, "joints": args.joints, "bytes": len(raw)}
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         f"trajectory_wire_decode: {args.joints} joints, positions only, median (max) of "
         f"{args.repeats}; {machine['cpus']} CPUs, load {machine['load_average_1min']:.1f}"
     )
-    names = ("deserialize_message", "decode_chunk", "decode_chunk_loop_path", "point_count")
+    names = ("deserialize_message", "decode_chunk", "decode_chunk_walk", "point_count")
     for what, key in (("time per call", ""), ("probe thread stall during a call", "stall_")):
         print(f"{what}, ms: median (max)")
         print(f"{'points':>7} | " + " | ".join(f"{n:>22}" for n in names))

@@ -313,16 +313,16 @@ def test_property_decode_matches_rclpy_both_byte_orders(msg):
     _check_encoder(msg)
     big, _ = encode(msg, ">")
     assert_matches(decode_chunk(big, max_points=100), msg)
-    # The Python loop (non-uniform points) locates exactly what the fast path located.
+    # The walk (points of differing layouts) decodes exactly what the strided path decodes.
     prefix = tw._read_prefix(raw, 64, 256, True)
     if msg.points:
-        fast = tw._locate_uniform(prefix, len(msg.points), len(msg.joint_names))
-        slow = tw._locate_loop(prefix, len(msg.points), len(msg.joint_names))
+        fast = tw._decode_uniform(prefix, len(msg.points), len(msg.joint_names))
+        slow = tw._decode_walk(prefix, len(msg.points), len(msg.joint_names))
         layouts = {
             (len(p.positions), len(p.velocities), len(p.accelerations), len(p.effort))
             for p in msg.points
         }
-        # Points of one layout (what producers send) take the vectorized path.
+        # Points of one layout (what producers send) take the strided path.
         assert (fast is not None) == (len(layouts) == 1)
         if fast is not None:
             np.testing.assert_array_equal(fast[0], slow[0])
@@ -434,6 +434,7 @@ def test_oversized_chunk_refused_by_point_count():
     garbage = raw[: at + 4] + b"\xff" * (len(raw) - at - 4)
     assert point_count(garbage) == 5000
     _reject(garbage, "too_many_points", max_points=1000)
+    _reject(raw, "too_many_points", max_points=4999)
     assert decode_chunk(raw, max_points=5000).num_points == 5000
 
 
@@ -492,6 +493,10 @@ def test_name_too_long_rejected():
     err = _reject(serialize_message(msg))
     assert "300 bytes" in str(err)
     assert_matches(decode_chunk(serialize_message(msg), max_points=5, max_name_len=300), msg)
+    # the bound is in UTF-8 bytes, inclusive
+    msg = make_msg(np.ones((2, 2)), names=["é" * 5, "b"])  # 10 bytes
+    assert_matches(decode_chunk(serialize_message(msg), max_points=5, max_name_len=10), msg)
+    assert "10 bytes" in str(_reject(serialize_message(msg), max_name_len=9))
 
 
 def test_non_utf8_name_rejected():

@@ -1,47 +1,49 @@
 """Decode serialized trajectory_msgs/JointTrajectory chunks without rclpy (numpy + stdlib).
 
-Why: rclpy deserializes a subscribed message into Python objects in one C call that holds the
-GIL (a JointTrajectoryPoint, four array.array and a Duration per point): tens of ms for a
-chunk of thousands of points, during which no other thread of the process runs, the control
-thread and the e-stop callback included. A ``raw=True`` subscription hands over the serialized
-bytes instead (cheap to take), and this module decodes them in whichever thread the node
-chooses, at a cost that is both smaller and preemptible:
+Why: rclpy turns a subscribed message into Python objects in C code that holds the GIL
+(a JointTrajectoryPoint, four array.array and a Duration per point): tens of ms for a chunk
+of thousands of points, during which no other thread of the process runs, the control thread
+and the e-stop callback included. A ``raw=True`` subscription hands over the serialized bytes
+instead (cheap to take), and this module decodes them in whichever thread the node chooses,
+at a cost that is both far smaller and made of short pieces:
 
 * :func:`point_count` reads only the encapsulation, header, joint names and the points count
-  (O(number of joints), no allocation), so an oversized chunk is refused before any decoding;
-* :func:`decode_chunk` first checks every declared count against its bound and against the
-  bytes actually present, then locates the points. Real producers write every point with the
-  same layout (the same number of positions, velocities, accelerations, efforts), so it
-  predicts each point's offset from the first point and verifies the prediction with a few
-  vectorized numpy reads (each one well under a millisecond at 10,000 points); positions are
-  gathered straight from the buffer (one ``np.frombuffer`` view, no per-point copy), and
-  velocities, accelerations and efforts are skipped, never copied. A chunk whose points differ
-  in layout is walked by a tight Python loop instead: plain bytecode, which the interpreter
-  interrupts every ``sys.getswitchinterval()`` (0.5 ms in command_streamer) to let the control
-  thread run, unlike the one long C call of ``deserialize_message``.
+  (O(number of joints), no allocation), so an oversized chunk is refused before decoding;
+* :func:`decode_chunk` checks every declared count against its bound and against the bytes
+  actually present, then decodes the points. Real producers write every point with the same
+  layout (the same numbers of positions, velocities, accelerations and efforts); then every
+  point after the first starts at the same alignment phase, the points are equally spaced
+  and each field of every point is one strided numpy view of the buffer. The layout is
+  verified (each point's four counts read where predicted) and positions and durations are
+  copied from the views: a handful of numpy calls of well under a millisecond each, even at
+  10,000 points. Velocities, accelerations and efforts are skipped, never copied.
+* Points of differing layouts are walked by a tight Python loop that records where each
+  point's positions and time_from_start are (numpy then gathers them). It is plain Python
+  bytecode, which the interpreter interrupts every ``sys.getswitchinterval()`` (0.5 ms in
+  command_streamer) to let a waiting thread such as the control thread take the GIL, unlike
+  one long C call.
 
-Wire format (XCDR1 / "plain CDR", as rmw_fastrtps and rclpy.serialization produce it): a
+Wire format (XCDR1 "plain CDR", as rmw_fastrtps and rclpy.serialization produce it): a
 4-byte encapsulation header (``00 00`` big endian or ``00 01`` little endian, then two option
-bytes), then the message; primitives are aligned to their size (8-byte doubles to 8) relative
-to the byte after the header, a sequence is a uint32 count followed by its elements (a double
-sequence aligns to 8 only when it has elements), a string is a uint32 length that counts a
-terminating NUL, then the bytes and the NUL. Padding bytes are not read (Fast DDS leaves them
-uninitialized), nor are bytes after the last point (``serialize_message`` returns a buffer
-longer than the data).
+bytes), then the message; primitives are aligned to their size (8-byte doubles to 8)
+relative to the byte after the header; a sequence is a uint32 count followed by its
+elements (a double sequence aligns to 8 only when it has elements); a string is a uint32
+length that counts a terminating NUL, then the bytes and the NUL. Padding bytes are not read
+(Fast DDS leaves them uninitialized), nor are bytes after the last point
+(``serialize_message`` returns a buffer longer than the data). XCDR2 and parameter-list
+encapsulations are refused.
 
-Contract: every declared count (joint names, name lengths, points, and the four sequences of
-each point) is checked against its bound and against the bytes present before anything
+Contract: every declared count (joint names, string lengths, points, and the four sequences
+of each point) is checked against its bound and against the bytes present before anything
 proportional to it is allocated; malformed input raises :class:`WireError` (``key``
 ``"too_many_points"`` or ``"bad_message"``), never IndexError, struct.error or MemoryError.
+Values are not judged: non-finite positions, unevenly spaced or unsorted time_from_start and
+duplicate joint names are the caller's to reject.
 
-Measured (``python -m robot_policy_ros.core.trajectory_wire``; 7 joints, positions only,
-median of repeated runs, on the project's 2-core shared AMD EPYC VM with other agents'
-load, CPython 3.11, numpy 2.4, rclpy 7.1 / rmw_fastrtps 8.4; doc/benchmarks.md has the table):
-
-    points | deserialize_message | decode_chunk | decode_chunk, loop path | point_count
-       100 |             0.39 ms |      0.04 ms |                0.19 ms |      1.5 us
-     1,000 |             3.9 ms  |      0.12 ms |                1.8 ms  |      1.5 us
-    10,000 |            41 ms    |      1.0 ms  |               19 ms    |      1.5 us
+Measured with ``benchmarks/trajectory_wire_decode.py`` (doc/benchmarks.md has the table and
+the machine: the project's 2-core shared VM): for 10,000 points x 7 joints,
+``deserialize_message`` took about 80-140 ms and held the GIL up to tens of ms at a stretch,
+``decode_chunk`` well under 1 ms, ``point_count`` a few microseconds whatever the size.
 """
 
 from __future__ import annotations
@@ -249,24 +251,13 @@ def decode_chunk(
         )
     _check_count(prefix, count, num_joints)
     if count == 0:
-        pos_at = dur_at = np.zeros(0, dtype=np.int64)
+        offsets = np.zeros(0, dtype=np.float64)
+        positions = np.zeros((0, num_joints), dtype=np.float64)
     else:
-        located = _locate_uniform(prefix, count, num_joints)
-        if located is None:
-            located = _locate_loop(prefix, count, num_joints)
-        pos_at, dur_at = located
-    body, codec = prefix.body, prefix.codec
-    # Every index below lies inside the data the points were located in (checked there).
-    words = np.frombuffer(body, dtype=codec.u4, count=prefix.end // 4)
-    sec = words[dur_at // 4].view(codec.i4).astype(np.float64)
-    nanosec = words[dur_at // 4 + 1].astype(np.float64)
-    offsets = sec + nanosec * 1e-9
-    if num_joints and count:
-        doubles = np.frombuffer(body, dtype=codec.f8, count=prefix.end // 8)
-        index = (pos_at // 8)[:, None] + np.arange(num_joints)
-        positions = doubles[index].astype(np.float64, copy=False)
-    else:
-        positions = np.zeros((count, num_joints), dtype=np.float64)
+        decoded = _decode_uniform(prefix, count, num_joints)
+        if decoded is None:
+            decoded = _decode_walk(prefix, count, num_joints)
+        offsets, positions = decoded
     offsets.setflags(write=False)
     positions.setflags(write=False)
     return WireChunk(prefix.stamp_sec, names, offsets, positions)
@@ -293,19 +284,51 @@ def _walk(o: int, layout: tuple[int, int, int, int]) -> tuple[tuple[int, ...], i
     return tuple(fields), pos_at, dur_at, dur_at + 8
 
 
-def _locate_uniform(
+class _Column:
+    """Views of one field of every point: the first point at ``first``, the others at
+    ``rest + k * stride`` (byte offsets into the body)."""
+
+    def __init__(self, count: int, stride: int, end: int) -> None:
+        self.count, self.stride, self.end = count, stride, end
+
+    def take(self, view: np.ndarray, first: int, rest: int, width: int = 1) -> np.ndarray:
+        """(count, width) copy of ``width`` consecutive items of ``view`` per point."""
+        item = view.itemsize
+        n_rest = self.count - 1
+        # Memory safety of as_strided: the last item read must lie inside the data.
+        last = max(first, rest + (n_rest - 1) * self.stride if n_rest else first)
+        if first % item or rest % item or last + width * item > len(view) * item:
+            raise WireError("bad_message", "internal: strided read outside the data")
+        out = np.empty((self.count, width), dtype=view.dtype)
+        out[0] = view[first // item : first // item + width]
+        if n_rest:
+            out[1:] = np.lib.stride_tricks.as_strided(
+                view[rest // item :], shape=(n_rest, width), strides=(self.stride, item),
+                writeable=False,
+            )  # fmt: skip
+        return out
+
+
+def _decode_uniform(
     prefix: _Prefix, count: int, num_joints: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Offsets of every point's positions and time_from_start, if all points share the first
-    point's layout (else None). Vectorized: a few numpy calls, no Python loop over points."""
-    body, end, u32 = prefix.body, prefix.end, prefix.codec.u32
+    """(offsets, positions) if every point has the first point's layout, else None.
+
+    A point's layout in bytes depends only on its start offset modulo 8 (0 or 4), and its
+    end modulo 8 does not (the first non-empty double sequence re-aligns to 8; a point of
+    empty sequences is 24 bytes): so every point after the first starts at the same phase
+    and they are equally spaced. Each field of every point is then one strided view: the
+    layout is verified (each point's four counts read where predicted) and positions and
+    durations copied with a handful of numpy calls, no Python loop over the points.
+    """
+    body, end, codec = prefix.body, prefix.end, prefix.codec
     o0 = prefix.offset  # 4-aligned: right after the points count
     o = o0
     counts = []
     try:
         for _ in range(4):
             o = (o + 3) & ~3
-            n = u32(body, o)[0]
+            n = codec.u32(body, o)[0]
             counts.append(n)
             o += 4
             if n:
@@ -317,35 +340,56 @@ def _locate_uniform(
     if counts[0] != num_joints:
         return None
     layout = (counts[0], counts[1], counts[2], counts[3])
-    # A point's layout depends only on its start offset modulo 8 (0 or 4). Its end modulo 8
-    # does not depend on it: the first non-empty double sequence re-aligns to 8 (and a point
-    # of only empty sequences is 24 bytes). So the first point starts at phase p0 and every
-    # later one at the same phase p1.
-    walk = {phase: _walk(phase, layout) for phase in (0, 4)}
-    size = {phase: walk[phase][3] - phase for phase in (0, 4)}
     p0 = o0 & 7
-    p1 = (p0 + size[p0]) & 7
-    phases = np.full(count, p1, dtype=np.int64)
-    phases[0] = p0
-    is0 = phases == 0
-    sizes = np.where(is0, size[0], size[4])
-    starts = np.empty(count, dtype=np.int64)
-    starts[0] = o0
-    np.cumsum(sizes[:-1], out=starts[1:])
-    starts[1:] += o0
-    if int(starts[-1]) + int(sizes[-1]) > end:
-        return None  # runs past the data: the loop finds out where
+    walk0 = _walk(p0, layout)
+    o1 = o0 - p0 + walk0[3]  # where the second point starts
+    p1 = o1 & 7
+    walk1 = _walk(p1, layout)
+    stride = walk1[3] - p1
+    if stride % 8 or o1 + (count - 1) * stride > end:
+        return None  # (the first cannot happen); past the data: the walk says where
+    column = _Column(count, stride, end)
 
-    def at(rel0: int, rel4: int) -> np.ndarray:
-        return starts + np.where(is0, rel0, rel4 - 4)
+    def first(rel: int) -> int:
+        return o0 - p0 + rel
 
-    # Verify: each point's four counts, read where the prediction puts them, are the layout's.
-    # Then every point starts where predicted (by induction over the points).
-    words = np.frombuffer(body, dtype=prefix.codec.u4, count=end // 4)
+    def rest(rel: int) -> int:
+        return o1 - p1 + rel
+
+    words = np.frombuffer(body, dtype=codec.u4, count=end // 4)
     for i, n in enumerate(layout):
-        if not np.all(words[at(walk[0][0][i], walk[4][0][i]) // 4] == n):
+        if not np.all(column.take(words, first(walk0[0][i]), rest(walk1[0][i])) == n):
             return None
-    return at(walk[0][1], walk[4][1]), at(walk[0][2], walk[4][2])
+    dur = column.take(words, first(walk0[2]), rest(walk1[2]), 2)
+    offsets = dur[:, 0].view(codec.i4).astype(np.float64) + dur[:, 1] * 1e-9
+    if num_joints:
+        doubles = np.frombuffer(body, dtype=codec.f8, count=end // 8)
+        positions = column.take(doubles, first(walk0[1]), rest(walk1[1]), num_joints)
+        positions = positions.astype(np.float64, copy=False)
+    else:
+        positions = np.zeros((count, 0), dtype=np.float64)
+    return offsets, positions
+
+
+def _decode_walk(prefix: _Prefix, count: int, num_joints: int) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, positions), walking the points one by one (points of differing layouts).
+
+    A tight Python loop records where each point's positions and time_from_start are, then
+    numpy gathers them. Plain bytecode: the interpreter may switch threads inside it.
+    """
+    pos_at, dur_at = _locate_loop(prefix, count, num_joints)
+    body, codec, end = prefix.body, prefix.codec, prefix.end
+    # Every index lies inside the data the points were located in (checked by the walk).
+    words = np.frombuffer(body, dtype=codec.u4, count=end // 4)
+    sec = words[dur_at // 4].view(codec.i4).astype(np.float64)
+    offsets = sec + words[dur_at // 4 + 1] * 1e-9
+    if num_joints:
+        doubles = np.frombuffer(body, dtype=codec.f8, count=end // 8)
+        index = (pos_at // 8)[:, None] + np.arange(num_joints)
+        positions = np.take(doubles, index).astype(np.float64, copy=False)
+    else:
+        positions = np.zeros((count, 0), dtype=np.float64)
+    return offsets, positions
 
 
 def _locate_loop(prefix: _Prefix, count: int, num_joints: int) -> tuple[np.ndarray, np.ndarray]:
