@@ -361,3 +361,19 @@ def test_flood_of_long_chunks_never_delays_e_stop(start_node, tmp_path, rclpy_co
     assert len(during) > 0.5 * RATE, f"{len(during)} commands in 1 s of flood\n{out}"
     assert len(held) > 10, f"{len(held)} commands after the e-stop"
     np.testing.assert_allclose(held, np.repeat(held[:1], len(held), 0), atol=1e-12)
+
+
+def test_controller_joints_parameter_sets_command_order(tmp_path):
+    from robot_policy_ros.nodes.command_streamer import load_joint_setup
+    from robot_policy_ros.nodes.lifecycle import ConfigurationError
+
+    ckpt = _checkpoint(tmp_path / "ckpt", JOINTS)
+    order = ("wrist", "shoulder", "elbow")
+    names, limits = load_joint_setup(ckpt, "", order)
+    assert names == order and limits.names == order
+    ckpt_names, ckpt_limits = load_joint_setup(ckpt, "")
+    for i, name in enumerate(order):
+        j = ckpt_names.index(name)
+        assert limits.upper[i] == ckpt_limits.upper[j]
+    with pytest.raises(ConfigurationError, match=r"controller_joints.*\['shoulder', 'wrist'\]"):
+        load_joint_setup(ckpt, "", ("shoulder", "wrist"))

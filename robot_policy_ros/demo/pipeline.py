@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from robot_policy_ros.demo.config import ARM_NS, CAMERA, FAMILY_TRAIN_ARGS, Demo
 from robot_policy_ros.demo.orchestrator import EvalMonitor, Orchestrator
 from robot_policy_ros.demo.report import recorded_episodes, write_report
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env
+from robot_policy_ros.sim.arm import load_arm_config
 
 
 class Demo:
@@ -202,6 +204,8 @@ class Demo:
             *remap,
             "-r", f"joint_commands:={ARM_NS}/forward_position_controller/commands",
             "-p", f"checkpoint:={ckpt}",
+            # The sim's forward_position_controller takes its own joint order.
+            "-p", f"controller_joints:={json.dumps(list(load_arm_config(None).joint_names))}",
             "-p", f"control_rate_hz:={c.control_rate_hz}",
             "-p", f"blending:={c.blending}",
         )  # fmt: skip

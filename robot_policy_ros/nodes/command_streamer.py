@@ -35,7 +35,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,14 @@ SPECS: list[ParamSpec] = [
         "",
         "YAML with per-joint lower/upper/max_velocity[/max_acceleration]; overrides the "
         "checkpoint's stored limits. With neither, the streamer refuses to start.",
+    ),
+    ParamSpec(
+        "controller_joints",
+        [],
+        "The controller's joint order (a forward_position_controller's `joints` list): the "
+        "order of every position_array command. Empty: the limits file's order, else the "
+        "checkpoint's. Must name the same joints; chunks are mapped to it by name.",
+        element_type=str,
     ),
     ParamSpec(
         "control_rate_hz",
@@ -287,16 +295,33 @@ def _expected_mismatch(_event: Any) -> None:
     """A best-effort e-stop publisher vs. the latched subscription: heard on the other one."""
 
 
-def load_joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...], JointLimits]:
+def load_joint_setup(
+    checkpoint: str, limits_file: str, controller_joints: Sequence[str] = ()
+) -> tuple[tuple[str, ...], JointLimits]:
     """Joint order and limits from the checkpoint config and/or a limits YAML.
 
-    Joint order (the order of every published command): the limits file's when given (the
-    controller's order), else the checkpoint's. Limits: the file's when given, else the
-    checkpoint's stored limits. Chunks and joint states are mapped to this order by name.
+    Joint order (the order of every published command): ``controller_joints`` when given,
+    else the limits file's (the controller's order), else the checkpoint's. Limits: the
+    file's when given, else the checkpoint's stored limits. Chunks and joint states are
+    mapped to this order by name; no two lists are assumed to share an order.
 
     Raises:
         ConfigurationError: naming what is missing or inconsistent.
     """
+    names, limits = _joint_setup(checkpoint, limits_file)
+    if not controller_joints:
+        return names, limits
+    wanted = tuple(controller_joints)
+    if len(set(wanted)) != len(wanted) or set(wanted) != set(names):
+        source = f"limits_file {limits_file!r}" if limits_file else f"checkpoint {checkpoint!r}"
+        raise ConfigurationError(
+            f"parameter 'controller_joints' = {list(wanted)} must name each joint of the "
+            f"{source} once: it has {list(names)} (the order may differ)"
+        )
+    return wanted, limits.reorder(wanted)
+
+
+def _joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...], JointLimits]:
     names: tuple[str, ...] | None = None
     ckpt_limits: JointLimits | None = None
     if checkpoint:
@@ -494,7 +519,7 @@ class CommandStreamer(ManagedNode):
 
     def configure(self, params: dict[str, Any]) -> None:
         self.joint_names, self.limits = load_joint_setup(
-            params["checkpoint"], params["limits_file"]
+            params["checkpoint"], params["limits_file"], params["controller_joints"]
         )
         self.num_joints = len(self.joint_names)
         self.rate_hz = params["control_rate_hz"]
