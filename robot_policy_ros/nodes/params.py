@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+)
 from rclpy.exceptions import (
     InvalidParameterTypeException,
     InvalidParameterValueException,
@@ -88,8 +93,14 @@ def declare_parameters(
         descriptor = descriptor_for(spec, read_only)
         try:
             if spec.is_list and not spec.default:
-                # A Parameter.Type (not the plain int) declares it typed but unset.
+                # An empty list cannot tell rclpy its type: declare it typed, then (unless
+                # overridden) give it a typed empty value, so `ros2 param get/dump` show it.
                 node.declare_parameter(spec.name, Parameter.Type(descriptor.type), descriptor)
+                try:
+                    node.get_parameter(spec.name)
+                except ParameterUninitializedException:
+                    empty = Parameter(spec.name, Parameter.Type(descriptor.type), [])
+                    node.set_parameters([empty])
             else:
                 node.declare_parameter(spec.name, spec.default, descriptor)
         except InvalidParameterTypeException as exc:
