@@ -66,7 +66,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     renderer = Renderer(arm, arm.cameras["front"], args.width, args.height)
     world = SimWorld(arm, TaskConfig(episode_timeout_s=args.timeout), seed=args.seed)
     buffer = ChunkBuffer(len(policy.joint_names), BlendConfig(mode=BlendMode(args.blending)))
-    filt = SafetyFilter(limits, ramp_in_s=args.ramp_in_s)
+    # As the streamer (use_acceleration_limit true): on wherever the limits carry accelerations.
+    use_accel = not args.no_acceleration_limit and limits.max_acceleration is not None
+    filt = SafetyFilter(limits, ramp_in_s=args.ramp_in_s, use_acceleration_limit=use_accel)
     span = (policy.chunk_size - 1) / policy.fps
     ctrl_dt, cam_dt, js_dt, poll_dt = 1 / args.control_rate, 1 / args.camera_rate, 0.01, 0.01
     latency = args.latency_ms * 1e-3
@@ -189,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=float, default=30.0)
     p.add_argument("--ramp-in-s", type=float, default=2.0)
     p.add_argument("--limits-file", default="", help="limits YAML (default: checkpoint's)")
+    p.add_argument(
+        "--no-acceleration-limit",
+        action="store_true",
+        help="velocity limit only, even where the limits carry max_acceleration "
+        "(as the streamer with use_acceleration_limit set to false)",
+    )
     p.add_argument(
         "--restart-streamer",
         action="store_true",
