@@ -62,3 +62,27 @@ def test_sim_arm_config_limits_are_the_one_type():
     assert isinstance(limits, JointLimits)
     assert limits.names == tuple(arm.joint_names)
     assert JointLimits.from_dict(arm.limits_dict()) == limits
+
+
+def test_from_mapping_reads_either_form_for_the_given_joints():
+    limits = JointLimits.from_columns(NAMES, COLUMNS)
+    whole_arm = limits.to_dict()
+    whole_arm["joints"].reverse()
+    whole_arm["joints"].append({"name": "gripper", "lower": 0, "upper": 1, "max_velocity": 1})
+    whole_arm["links"] = {"base_height": 0.1}  # an arm YAML: other keys are not limits
+    assert JointLimits.from_mapping(whole_arm, NAMES) == limits
+    assert JointLimits.from_mapping(COLUMNS, NAMES) == limits
+    assert JointLimits.from_mapping(whole_arm, ["j1", "j0"]) == limits.reorder(["j1", "j0"])
+
+
+def test_from_mapping_keeps_the_rules_and_names_missing_joints():
+    joints = JointLimits.from_columns(NAMES, COLUMNS).to_dict()
+    with pytest.raises(KeyError, match=r"\['j2'\]"):
+        JointLimits.from_mapping(joints, ["j0", "j2"])
+    joints["joints"][1]["max_acceleration"] = None  # null: absent
+    assert JointLimits.from_mapping(joints, NAMES).max_acceleration is None
+    del joints["joints"][1]["max_velocity"]  # no longer "unbounded": refused
+    with pytest.raises(ValueError, match=r"joint 'j1' lacks \['max_velocity'\]"):
+        JointLimits.from_mapping(joints, NAMES)
+    with pytest.raises(ValueError, match="lack"):
+        JointLimits.from_mapping({"lower": [0, 0], "upper": [1, 1]}, NAMES)

@@ -5,8 +5,11 @@ Sources and their constructors:
     * checkpoint config (``{"lower": [...], "upper": [...], "max_velocity": [...],
       "max_acceleration": [...] | null}`` in the checkpoint's joint order):
       :meth:`JointLimits.from_columns`;
-    * sim arm config and statistics from demonstrations: :meth:`JointLimits.from_columns`
-      with their arrays (see ``ArmConfig.joint_limits`` and ``data.stats``).
+    * sim arm config: :meth:`JointLimits.from_columns` with its arrays
+      (``ArmConfig.joint_limits``);
+    * a robot's limits for some joints, in either form (training's ``--limits-file`` or the
+      robot config recorded with the demonstrations, read by ``data.stats``):
+      :meth:`JointLimits.from_mapping`.
 
 Rules (the same everywhere):
     * every joint has a unique non-empty name and finite ``lower < upper``, ``max_velocity > 0``;
@@ -215,6 +218,22 @@ class JointLimits:
             entry["name"] = name
             joints.append(entry)
         return cls.from_dict({"joints": joints})
+
+    @classmethod
+    def from_mapping(cls, data: Any, names: Sequence[str]) -> JointLimits:
+        """Limits for ``names``, in that order, from either form.
+
+        ``{"joints": [...]}`` (the :meth:`from_dict` schema; matched by name, extra joints
+        ignored, so a whole arm YAML or preset will do) or per-joint columns already in
+        ``names`` order (the :meth:`from_columns` schema).
+
+        Raises:
+            ValueError: the data breaks a rule (see the module docstring).
+            KeyError: the ``joints`` list lacks some of ``names`` (naming them).
+        """
+        if isinstance(data, Mapping) and "joints" in data:
+            return cls.from_dict(data).reorder(names)
+        return cls.from_columns(names, data)
 
     def reorder(self, names: Sequence[str]) -> JointLimits:
         """Limits for ``names`` in that order (a subset is fine).
