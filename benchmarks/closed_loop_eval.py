@@ -82,6 +82,8 @@ def evaluate(args: argparse.Namespace) -> dict:
             blend=BlendConfig(mode=BlendMode(args.blending)),
             ramp_in_s=args.ramp_in_s,
             e_stop_grace_s=args.grace_s,
+            # As the streamer: on wherever the limits carry accelerations.
+            use_acceleration_limit=not args.no_acceleration_limit,
         )
     )
     offsets = np.arange(policy.chunk_size) / policy.fps
@@ -202,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ms", type=float, default=30.0)
     p.add_argument("--ramp-in-s", type=float, default=2.0)
     p.add_argument("--limits-file", default="", help="limits YAML (default: checkpoint's)")
+    p.add_argument(
+        "--no-acceleration-limit",
+        action="store_true",
+        help="velocity limit only, even where the limits carry max_acceleration "
+        "(as the streamer with use_acceleration_limit set to false)",
+    )
     p.add_argument(
         "--restart-streamer",
         action="store_true",

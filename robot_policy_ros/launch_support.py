@@ -223,13 +223,17 @@ def _unknown_keys(data: Mapping, allowed: Iterable[str], source: str, where: str
 
 
 def _validate_joints(raw: Any, source: str) -> tuple[JointSpec, ...]:
+    """The preset's ``joints``: the preset's own layout checks (no unknown keys, every key
+    written out, no null acceleration), then the limits by the one parser, ``JointLimits``
+    (the streamer reads the same file with it), its errors named by preset field."""
+    from robot_policy_ros.core.joint_limits import JointLimits, JointLimitsError
+
     if not isinstance(raw, list) or not raw:
         raise PresetError(
             f"{_where(source, 'joints')} must be a non-empty list of "
             "{name, lower, upper, max_velocity, max_acceleration (optional)}"
         )
-    joints: list[JointSpec] = []
-    seen: set[str] = set()
+    entries: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
         here = f"joints[{i}]"
         if not isinstance(item, Mapping):
@@ -239,41 +243,33 @@ def _validate_joints(raw: Any, source: str) -> tuple[JointSpec, ...]:
             if key not in item:
                 raise PresetError(f"{_where(source, f'{here}.{key}')} is missing")
         name = _string(item["name"], source, f"{here}.name")
-        here = f"joints[{i}] ({name})"
-        if name in seen:
-            raise PresetError(f"{_where(source, f'{here}.name')}: joint '{name}' is listed twice")
-        seen.add(name)
-        lower = _number(item["lower"], source, f"{here}.lower")
-        upper = _number(item["upper"], source, f"{here}.upper")
-        if not lower < upper:
+        if "max_acceleration" in item and item["max_acceleration"] is None:
             raise PresetError(
-                f"{_where(source, f'{here}.lower')}: lower ({lower:g}) must be below "
-                f"upper ({upper:g})"
+                f"{_where(source, f'{here} ({name}).max_acceleration')} is null; "
+                "omit the key when the acceleration limit is unknown"
             )
-        vel = _number(item["max_velocity"], source, f"{here}.max_velocity")
-        if vel <= 0:
-            raise PresetError(f"{_where(source, f'{here}.max_velocity')} must be > 0, got {vel:g}")
-        acc = None
-        if "max_acceleration" in item:
-            if item["max_acceleration"] is None:
-                raise PresetError(
-                    f"{_where(source, f'{here}.max_acceleration')} is null; "
-                    "omit the key when the acceleration limit is unknown"
-                )
-            acc = _number(item["max_acceleration"], source, f"{here}.max_acceleration")
-            if acc <= 0:
-                raise PresetError(
-                    f"{_where(source, f'{here}.max_acceleration')} must be > 0, got {acc:g}"
-                )
-        joints.append(JointSpec(name, lower, upper, vel, acc))
-    with_acc = [j.name for j in joints if j.max_acceleration is not None]
-    if with_acc and len(with_acc) != len(joints):
-        missing = [j.name for j in joints if j.max_acceleration is None]
-        raise PresetError(
-            f"{_where(source, 'joints')}: max_acceleration is given for {with_acc} but not for "
-            f"{missing}; give it for every joint or for none"
+        entries.append({**item, "name": name})
+    try:
+        limits = JointLimits.from_dict({"joints": entries})
+    except JointLimitsError as exc:
+        if exc.index is None:
+            field = "joints"
+        else:
+            field = f"joints[{exc.index}] ({entries[exc.index]['name']})"
+            field += f".{exc.key}" if exc.key else ""
+        sep = " " if exc.problem.startswith(("must ", "is ")) else ": "
+        raise PresetError(f"{_where(source, field)}{sep}{exc.problem}") from None
+    acc = limits.max_acceleration
+    return tuple(
+        JointSpec(
+            name,
+            float(limits.lower[i]),
+            float(limits.upper[i]),
+            float(limits.max_velocity[i]),
+            None if acc is None else float(acc[i]),
         )
-    return tuple(joints)
+        for i, name in enumerate(limits.names)
+    )
 
 
 def _validate_cameras(raw: Any, source: str) -> tuple[CameraSpec, ...]:

@@ -155,6 +155,31 @@ def test_limits_widen_the_demonstrated_range_and_respect_the_robot() -> None:
     assert [j["name"] for j in lim["joints"]] == ["a", "b"]
 
 
+def test_robot_limits_are_read_by_joint_limits_in_any_form() -> None:
+    from robot_policy_ros.core.joint_limits import JointLimits
+
+    t = np.linspace(0.0, 1.0, 101)
+    q = np.stack([t, -2.0 * t], axis=1)
+    joints = [
+        {"name": "b", "lower": -2.05, "upper": 3.0, "max_velocity": 2.5, "max_acceleration": None},
+        {"name": "a", "lower": -3.0, "upper": 1.02, "max_velocity": 9.0, "max_acceleration": None},
+    ]
+    by_name = estimate_limits(["a", "b"], [q], [t], robot_limits={"joints": joints})
+    robot = JointLimits.from_dict({"joints": joints})
+    assert estimate_limits(["a", "b"], [q], [t], robot_limits=robot) == by_name
+    columns = robot.reorder(["a", "b"]).to_dict()["joints"]
+    columns = {k: [j[k] for j in columns] for k in ("lower", "upper", "max_velocity")}
+    assert estimate_limits(["a", "b"], [q], [t], robot_limits=columns) == by_name
+    np.testing.assert_allclose(by_name["upper"], [1.02, 0.15])
+    np.testing.assert_allclose(by_name["max_velocity"], [1.5, 2.5])
+    # The JointLimits rules, not "a missing limit is unbounded".
+    del joints[0]["max_velocity"]
+    with pytest.raises(ValueError, match=r"joint 'b' lacks \['max_velocity'\]"):
+        estimate_limits(["a", "b"], [q], [t], robot_limits={"joints": joints})
+    with pytest.raises(KeyError, match=r"\['c'\]"):
+        estimate_limits(["a", "c"], [q], [t], robot_limits=robot)
+
+
 def test_velocity_estimate_ignores_a_reset_jump_faster_than_the_robot() -> None:
     # A sim that snaps home on reset leaves the last pre-reset joint state at the start of
     # the next episode's bag: a 1 rad jump in 10 ms (100 rad/s) that no joint made.

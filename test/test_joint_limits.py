@@ -62,3 +62,82 @@ def test_sim_arm_config_limits_are_the_one_type():
     assert isinstance(limits, JointLimits)
     assert limits.names == tuple(arm.joint_names)
     assert JointLimits.from_dict(arm.limits_dict()) == limits
+
+
+def test_from_mapping_reads_either_form_for_the_given_joints():
+    limits = JointLimits.from_columns(NAMES, COLUMNS)
+    whole_arm = limits.to_dict()
+    whole_arm["joints"].reverse()
+    whole_arm["joints"].append({"name": "gripper", "lower": 0, "upper": 1, "max_velocity": 1})
+    whole_arm["links"] = {"base_height": 0.1}  # an arm YAML: other keys are not limits
+    assert JointLimits.from_mapping(whole_arm, NAMES) == limits
+    assert JointLimits.from_mapping(COLUMNS, NAMES) == limits
+    assert JointLimits.from_mapping(whole_arm, ["j1", "j0"]) == limits.reorder(["j1", "j0"])
+
+
+def test_from_mapping_keeps_the_rules_and_names_missing_joints():
+    joints = JointLimits.from_columns(NAMES, COLUMNS).to_dict()
+    with pytest.raises(KeyError, match=r"\['j2'\]"):
+        JointLimits.from_mapping(joints, ["j0", "j2"])
+    joints["joints"][1]["max_acceleration"] = None  # null: absent
+    assert JointLimits.from_mapping(joints, NAMES).max_acceleration is None
+    del joints["joints"][1]["max_velocity"]  # no longer "unbounded": refused
+    with pytest.raises(ValueError, match=r"joint 'j1' lacks \['max_velocity'\]"):
+        JointLimits.from_mapping(joints, NAMES)
+    with pytest.raises(ValueError, match="lack"):
+        JointLimits.from_mapping({"lower": [0, 0], "upper": [1, 1]}, NAMES)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "index", "key", "problem"),
+    [
+        (lambda j: j[1].update(lower=9.0), 1, "lower", "must be below upper (2), got 9"),
+        (lambda j: j[0].update(max_velocity=-1), 0, "max_velocity", "must be > 0, got -1"),
+        (lambda j: j[0].update(upper="1.5"), 0, "upper", "must be a number, got '1.5'"),
+        (lambda j: j[0].update(upper=float("inf")), 0, "upper", "must be finite, got inf"),
+        (lambda j: j[1].update(name="j0"), 1, "name", "listed twice"),
+        (lambda j: j[1].pop("upper"), 1, "upper", "is missing"),
+        (lambda j: j[0].update(max_acceleration=2.0), None, "max_acceleration", "['j1']"),
+    ],
+)
+def test_dict_errors_name_the_entry_the_field_and_the_problem(mutate, index, key, problem):
+    from robot_policy_ros.core.joint_limits import JointLimitsError
+
+    joints = JointLimits.from_columns(NAMES, COLUMNS).to_dict()
+    mutate(joints["joints"])
+    with pytest.raises(JointLimitsError) as err:
+        JointLimits.from_dict(joints)
+    assert (err.value.index, err.value.key) == (index, key)
+    assert problem in err.value.problem
+    if index is not None:
+        assert f"'{joints['joints'][index]['name']}'" in str(err.value)
+
+
+def test_preset_and_sim_arm_limits_go_through_joint_limits(tmp_path):
+    """The arm preset and the sim arm config refuse what JointLimits refuses (here a quoted
+    number), each naming the field its own way."""
+    from pathlib import Path
+
+    import yaml
+
+    from robot_policy_ros import launch_support as ls
+    from robot_policy_ros.sim.arm import (
+        ArmConfigError,
+        arm_config_from_dict,
+        default_arm_config_path,
+    )
+
+    raw = yaml.safe_load(default_arm_config_path().read_text())
+    raw["joints"][1]["max_velocity"] = "2.0"
+    with pytest.raises(ArmConfigError, match=r"joint '\w+': max_velocity must be a number"):
+        arm_config_from_dict(raw, source="bad.yaml")
+
+    preset = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "config" / "arms" / "sim_arm.yaml").read_text()
+    )
+    preset["joints"][1]["max_velocity"] = "2.0"
+    path = tmp_path / "quoted.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    name = preset["joints"][1]["name"]
+    with pytest.raises(ls.PresetError, match=rf"'joints\[1\] \({name}\)\.max_velocity' must be a"):
+        ls.read_preset_file(path)

@@ -775,6 +775,33 @@ def test_example_params_file_sets_real_parameters_to_valid_values(node):
         specs[name].validate(value)  # raises ParameterError naming value and fix
 
 
+def test_no_shipped_default_turns_the_acceleration_limit_off():
+    """Limits with accelerations are enforced by default: no config, launch file, demo or
+    benchmark of the package sets the streamer's use_acceleration_limit to false."""
+    import re
+
+    def walk(value) -> Iterator[tuple[str, object]]:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                yield str(key), item
+                yield from walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from walk(item)
+
+    offenders = []
+    for path in sorted((REPO / "config").rglob("*.yaml")):
+        for key, value in walk(yaml.safe_load(path.read_text())):
+            if key == "use_acceleration_limit" and value is not True:
+                offenders.append(f"{path.relative_to(REPO)}: {key}: {value!r}")
+    pattern = re.compile(r"use_acceleration_limit['\"]?\s*(?::=|=|:|,)\s*['\"]?(?:false|False)")
+    for folder in ("launch", "robot_policy_ros", "benchmarks", "tools"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for match in pattern.finditer(path.read_text()):
+                offenders.append(f"{path.relative_to(REPO)}: {match.group(0)}")
+    assert offenders == []
+
+
 DOC = REPO / "doc" / "launch.md"
 
 

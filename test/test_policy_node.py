@@ -173,3 +173,53 @@ def test_bad_parameter_stops_with_message(node_env, checkpoint):
     proc = _run_to_exit(node_env, "-p", "max_observation_age_s:=-1.0")
     assert proc.proc.returncode == 2
     assert "max_observation_age_s" in proc.output()
+
+
+def _first_chunk_after(robot: FakeRobot, t_mono: float, t_sim: float) -> int | None:
+    """Index of the first chunk received after ``t_mono`` and stamped from ``t_sim`` on."""
+    with robot.lock:
+        chunks = list(robot.chunks)
+    for k, (t_recv, msg) in enumerate(chunks):
+        if t_recv > t_mono and t_sim - 0.05 <= _stamp(msg) < t_sim + 20.0:
+            return k
+    return None
+
+
+def _jump_and_expect_fresh_chunk(robot: FakeRobot, proc, jump: float, jumps_seen: int) -> None:
+    robot.sim_time_start += jump  # /clock (and every stamp of the fake) jumps
+    t_mono, t_sim = time.monotonic(), robot.now()
+    assert robot.wait_for(lambda: _first_chunk_after(robot, t_mono, t_sim) is not None, 15.0), (
+        f"no chunk stamped after the {jump:+g} s jump within 15 s\n{proc.output()}"
+    )
+    first = _first_chunk_after(robot, t_mono, t_sim)
+    assert robot.chunks[first][0] - t_mono < 10.0  # an old horizon kept: ~60 s
+    time.sleep(1.5)  # the chunks after it are on the new timeline too
+    with robot.lock:
+        later = [_stamp(m) for _, m in robot.chunks[first:]]
+    assert len(later) >= 2, proc.output()
+    assert all(s >= t_sim - 0.05 for s in later), (t_sim, later)
+    assert robot.wait_for(
+        lambda: int(robot.diagnostic_values("policy_node").get("time_jumps", 0)) >= jumps_seen,
+        10.0,
+    ), robot.diagnostic_values("policy_node")
+
+
+def test_policy_node_resets_horizon_on_clock_jump(start_node, rclpy_context, checkpoint):
+    """/clock (published by the fake robot, another process) jumps back, then forward: each
+    time a fresh chunk, stamped after the jump, comes at once; nothing from before it."""
+    cameras = {"front": ("front/image_raw", (32, 32), "rgb8")}
+    # refill_threshold_s 0: a chunk (0.95 s) is only followed when its horizon has run out,
+    # so an old horizon end kept across a jump back would stop inference for the whole jump.
+    proc = _start(
+        start_node,
+        checkpoint,
+        "use_sim_time:=true",
+        "refill_threshold_s:=0.0",
+        "max_observation_age_s:=0.5",
+    )
+    with FakeRobot(rclpy_context, cameras=cameras, sim_time_start=1000.0) as robot:
+        assert robot.wait_for(lambda: len(robot.chunks) >= 2, 90.0), proc.output()
+        _jump_and_expect_fresh_chunk(robot, proc, -60.0, 1)  # sim reset: /clock restarts
+        _jump_and_expect_fresh_chunk(robot, proc, 100.0, 2)
+        assert proc.wait_for_output("ROS clock jumped by -5", 5.0), proc.output()
+        assert "Traceback" not in proc.output()

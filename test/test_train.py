@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
 from robot_policy_ros.training.train_cli import (
@@ -336,3 +337,24 @@ def test_every_policy_family_trains_from_bags(demos: Path, tmp_path: Path, famil
         Observation(images={"front": np.zeros((24, 24, 3), np.uint8)}, joint_positions=np.zeros(3))
     )
     assert chunk.shape == (4, 3) and np.isfinite(chunk).all()
+
+
+def test_limits_file_is_read_by_joint_limits_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    from robot_policy_ros.core.joint_limits import JointLimits
+    from robot_policy_ros.training.trainer import TrainingError, _robot_limits
+
+    arm = tmp_path / "arm.yaml"
+    joints = [
+        {"name": "b", "lower": -1.0, "upper": 1.0, "max_velocity": 2.0},
+        {"name": "a", "lower": -2.0, "upper": 2.0, "max_velocity": 3.0},
+    ]
+    arm.write_text(yaml.safe_dump({"joints": joints}))
+    config = TrainConfig(data=[], out=str(tmp_path), limits_file=str(arm))
+    limits = _robot_limits(config, [], ["a", "b"])
+    assert limits == JointLimits.from_dict({"joints": joints}).reorder(["a", "b"])
+    with pytest.raises(TrainingError, match=r"--limits-file .*\['c'\]"):
+        _robot_limits(config, [], ["a", "c"])
+    joints[1]["upper"] = -5.0
+    arm.write_text(yaml.safe_dump({"joints": joints}))
+    with pytest.raises(TrainingError, match=r"joint 'a': lower limit"):
+        _robot_limits(config, [], ["a", "b"])

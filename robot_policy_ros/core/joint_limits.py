@@ -5,14 +5,19 @@ Sources and their constructors:
     * checkpoint config (``{"lower": [...], "upper": [...], "max_velocity": [...],
       "max_acceleration": [...] | null}`` in the checkpoint's joint order):
       :meth:`JointLimits.from_columns`;
-    * sim arm config and statistics from demonstrations: :meth:`JointLimits.from_columns`
-      with their arrays (see ``ArmConfig.joint_limits`` and ``data.stats``).
+    * sim arm config: :meth:`JointLimits.from_columns` with its arrays
+      (``ArmConfig.joint_limits``);
+    * a robot's limits for some joints, in either form (training's ``--limits-file`` or the
+      robot config recorded with the demonstrations, read by ``data.stats``):
+      :meth:`JointLimits.from_mapping`.
 
 Rules (the same everywhere):
     * every joint has a unique non-empty name and finite ``lower < upper``, ``max_velocity > 0``;
     * ``max_acceleration`` is optional, but given for all joints or none; a null value means
       "absent"; a given one is finite and > 0;
-    * numbers are real numbers; a YAML boolean is refused, not read as 0/1.
+    * numbers are real numbers; a YAML boolean or a string is refused, not read as 0/1 or
+      parsed;
+    * errors are :class:`JointLimitsError` (a ValueError) naming the joint and the field.
 
 No torch, no rclpy: importable by the streamer, the launch helpers and the sim alike.
 """
@@ -26,7 +31,32 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["JointLimits"]
+__all__ = ["JointLimits", "JointLimitsError"]
+
+
+class JointLimitsError(ValueError):
+    """A rule broken while reading limits; ``str()`` says which joint and why.
+
+    For readers with their own way of naming a field (an arm preset's ``joints[2] (elbow)
+    .lower``): ``index`` (entry in the ``joints`` list, None for the list as a whole),
+    ``joint`` (name, if known), ``key`` (the field, if one) and ``problem`` (the rest, as a
+    predicate of the field: "must be > 0, got 0").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None = None,
+        joint: str | None = None,
+        key: str | None = None,
+        problem: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.joint = joint
+        self.key = key
+        self.problem = problem or message
 
 
 def _as_vector(name: str, value: Any, n: int) -> np.ndarray:
@@ -77,7 +107,8 @@ class JointLimits:
         for i, name in enumerate(names):
             if not self.lower[i] < self.upper[i]:
                 raise ValueError(
-                    f"joint '{name}': lower limit {self.lower[i]} must be < upper {self.upper[i]}"
+                    f"joint '{name}': lower limit {self.lower[i]} must be below upper "
+                    f"{self.upper[i]}"
                 )
             if not self.max_velocity[i] > 0:
                 raise ValueError(
@@ -119,32 +150,71 @@ class JointLimits:
         (a null value counts as absent).
         """
         if not isinstance(data, Mapping) or "joints" not in data:
-            raise ValueError("joint limits must be a mapping with a 'joints' list")
+            raise JointLimitsError("joint limits must be a mapping with a 'joints' list")
         joints = data["joints"]
         if not isinstance(joints, Sequence) or isinstance(joints, str) or not joints:
-            raise ValueError("joint limits: 'joints' must be a non-empty list")
+            raise JointLimitsError(
+                "joint limits: 'joints' must be a non-empty list",
+                problem="must be a non-empty list",
+            )
         names: list[str] = []
-        cols: dict[str, list[Any]] = {"lower": [], "upper": [], "max_velocity": []}
-        accel: list[Any] = []
+        cols: dict[str, list[float]] = {"lower": [], "upper": [], "max_velocity": []}
+        accel: list[float | None] = []
         for k, entry in enumerate(joints):
             if not isinstance(entry, Mapping):
-                raise ValueError(f"joint limits: entry {k} is not a mapping: {entry!r}")
+                raise JointLimitsError(
+                    f"joint limits: entry {k} is not a mapping: {entry!r}",
+                    index=k,
+                    problem=f"must be a mapping, got {entry!r}",
+                )
             name = entry.get("name")
             if not isinstance(name, str) or not name:
-                raise ValueError(f"joint limits: entry {k} has no 'name'")
+                raise JointLimitsError(
+                    f"joint limits: entry {k} has no 'name'",
+                    index=k,
+                    key="name",
+                    problem="must be a non-empty string",
+                )
+            if name in names:
+                raise JointLimitsError(
+                    f"joint limits: joint '{name}' is listed twice",
+                    index=k,
+                    joint=name,
+                    key="name",
+                    problem=f"joint '{name}' is listed twice",
+                )
             missing = [key for key in cols if entry.get(key) is None]
             if missing:
-                raise ValueError(f"joint limits: joint '{name}' lacks {missing}")
+                raise JointLimitsError(
+                    f"joint limits: joint '{name}' lacks {missing}",
+                    index=k,
+                    joint=name,
+                    key=missing[0],
+                    problem="is missing",
+                )
             names.append(name)
             for key, col in cols.items():
-                col.append(_number(name, key, entry[key]))
+                col.append(_number(k, name, key, entry[key]))
             a = entry.get("max_acceleration")
-            accel.append(None if a is None else _number(name, "max_acceleration", a))
+            accel.append(None if a is None else _number(k, name, "max_acceleration", a))
+            _check_entry(k, name, cols["lower"][-1], cols["upper"][-1], cols["max_velocity"][-1])
+            if accel[-1] is not None and not accel[-1] > 0:
+                raise JointLimitsError(
+                    f"joint '{name}': max_acceleration must be > 0, got {accel[-1]}",
+                    index=k,
+                    joint=name,
+                    key="max_acceleration",
+                    problem=f"must be > 0, got {accel[-1]:g}",
+                )
         without = [n for n, a in zip(names, accel, strict=True) if a is None]
         if 0 < len(without) < len(names):
-            raise ValueError(
+            given = [n for n in names if n not in without]
+            raise JointLimitsError(
                 f"joint limits: max_acceleration must be given for all joints or none; "
-                f"missing for {without}"
+                f"given for {given}, missing for {without}",
+                key="max_acceleration",
+                problem=f"max_acceleration is given for {given} but not for {without}; give it "
+                "for every joint or for none",
             )
         return cls(
             names=tuple(names),
@@ -216,6 +286,22 @@ class JointLimits:
             joints.append(entry)
         return cls.from_dict({"joints": joints})
 
+    @classmethod
+    def from_mapping(cls, data: Any, names: Sequence[str]) -> JointLimits:
+        """Limits for ``names``, in that order, from either form.
+
+        ``{"joints": [...]}`` (the :meth:`from_dict` schema; matched by name, extra joints
+        ignored, so a whole arm YAML or preset will do) or per-joint columns already in
+        ``names`` order (the :meth:`from_columns` schema).
+
+        Raises:
+            ValueError: the data breaks a rule (see the module docstring).
+            KeyError: the ``joints`` list lacks some of ``names`` (naming them).
+        """
+        if isinstance(data, Mapping) and "joints" in data:
+            return cls.from_dict(data).reorder(names)
+        return cls.from_columns(names, data)
+
     def reorder(self, names: Sequence[str]) -> JointLimits:
         """Limits for ``names`` in that order (a subset is fine).
 
@@ -238,10 +324,40 @@ class JointLimits:
         )
 
 
-def _number(joint: str, key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"joint '{joint}': {key} must be a number, got {value!r}") from None
+def _number(index: int, joint: str, key: str, value: Any) -> float:
+    where = {"index": index, "joint": joint, "key": key}
+    # Real numbers only: YAML booleans are ints in Python, but a limit written as `yes` is a
+    # mistake, not 1.0; a quoted "1.5" is a string.
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise JointLimitsError(
+            f"joint '{joint}': {key} must be a number, got {value!r} (not a number)",
+            problem=f"must be a number, got {value!r}",
+            **where,
+        )
+    number = float(value)
+    if not np.isfinite(number):
+        raise JointLimitsError(
+            f"joint '{joint}': {key} = {value!r} is not finite",
+            problem=f"must be finite, got {value!r}",
+            **where,
+        )
+    return number
+
+
+def _check_entry(index: int, name: str, lower: float, upper: float, max_velocity: float) -> None:
+    if not lower < upper:
+        raise JointLimitsError(
+            f"joint '{name}': lower limit {lower} must be below upper {upper}",
+            index=index,
+            joint=name,
+            key="lower",
+            problem=f"must be below upper ({upper:g}), got {lower:g}",
+        )
+    if not max_velocity > 0:
+        raise JointLimitsError(
+            f"joint '{name}': max_velocity must be > 0, got {max_velocity}",
+            index=index,
+            joint=name,
+            key="max_velocity",
+            problem=f"must be > 0, got {max_velocity:g}",
+        )

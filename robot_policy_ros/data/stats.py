@@ -7,7 +7,9 @@
   safety filter enforces them): position limits are the demonstrated range (measured and
   commanded) widened by ``margin_frac`` of the range plus ``margin_abs`` on each side;
   velocity limits are ``velocity_margin`` times the fastest demonstrated joint speed (or
-  the user's ``max_velocity``). Neither ever exceeds the robot's own limits when given.
+  the user's ``max_velocity``). Neither ever exceeds the robot's own limits when given;
+  those are read by the one parser with the one set of rules, ``JointLimits``
+  (core/joint_limits.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from robot_policy_ros.core.joint_limits import JointLimits
 
 
 def compute_normalization(
@@ -77,38 +81,6 @@ def max_speeds(
     return best
 
 
-def robot_limits_from_dict(
-    data: Mapping[str, Any], joint_names: Sequence[str]
-) -> dict[str, np.ndarray] | None:
-    """Robot limits (arrays in ``joint_names`` order) from the JointLimits dict schema.
-
-    ``{"joints": [{"name", "lower", "upper", "max_velocity"}, ...]}``; also accepts the
-    checkpoint form ``{"lower": [...], "upper": [...], "max_velocity": [...]}`` already in
-    joint order. Returns None when ``data`` has neither; KeyError names missing joints.
-    """
-    if "joints" in data and isinstance(data["joints"], list):
-        by_name = {j["name"]: j for j in data["joints"] if isinstance(j, Mapping) and "name" in j}
-        missing = [n for n in joint_names if n not in by_name]
-        if missing:
-            raise KeyError(f"robot limits have no entry for joints {missing}")
-        out = {}
-        for key, missing_value in (("lower", -np.inf), ("upper", np.inf), ("max_velocity", np.inf)):
-            vals = [by_name[n].get(key) for n in joint_names]
-            out[key] = np.array([missing_value if v is None else v for v in vals], dtype=np.float64)
-        return out
-    if all(k in data for k in ("lower", "upper")):
-        n = len(joint_names)
-        vel = data.get("max_velocity")
-        return {
-            "lower": np.asarray(data["lower"], dtype=np.float64).reshape(n),
-            "upper": np.asarray(data["upper"], dtype=np.float64).reshape(n),
-            "max_velocity": np.full(n, np.inf)
-            if vel is None
-            else np.asarray(vel, np.float64).reshape(n),
-        }
-    return None
-
-
 def estimate_limits(
     joint_names: Sequence[str],
     positions: Sequence[np.ndarray],
@@ -120,7 +92,7 @@ def estimate_limits(
     velocity_margin: float = 1.5,
     min_velocity: float = 0.05,
     max_velocity: float | Sequence[float] | None = None,
-    robot_limits: Mapping[str, Any] | None = None,
+    robot_limits: JointLimits | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Joint limits for the checkpoint from demonstrations.
 
@@ -131,8 +103,13 @@ def estimate_limits(
         margin_frac / margin_abs: widening on each side: ``margin_frac * range + margin_abs``.
         velocity_margin: factor on the fastest demonstrated speed; ``min_velocity`` floor.
         max_velocity: user velocity limit (scalar or per joint); replaces the estimate.
-        robot_limits: the robot's limits (JointLimits dict schema); the result never
-            exceeds them.
+        robot_limits: the robot's limits, a :class:`JointLimits` or a mapping in either of
+            its forms (:meth:`JointLimits.from_mapping`: ``{"joints": [...]}`` by name, or
+            columns in ``joint_names`` order); the result never exceeds them.
+
+    Raises:
+        ValueError: no positions, empty estimated limits, or robot limits that break the
+            JointLimits rules; KeyError: robot limits lacking some of ``joint_names``.
 
     Returns ``{"lower", "upper", "max_velocity", "max_acceleration": None}`` (per-joint lists)
     plus ``"joints"`` in the JointLimits dict schema for the YAML ``limits_file``.
@@ -151,17 +128,17 @@ def estimate_limits(
         vel = np.broadcast_to(np.asarray(max_velocity, dtype=np.float64), (n,)).copy()
         if not np.all(np.isfinite(vel)) or np.any(vel <= 0):
             raise ValueError(f"max_velocity must be positive, got {max_velocity}")
-    robot = robot_limits_from_dict(robot_limits, joint_names) if robot_limits is not None else None
+    robot = _robot_limits_for(robot_limits, joint_names)
     if max_velocity is None:
         # Faster than twice the robot's own limit is no motion the robot made but a jump
         # in the record (a sim reset): such intervals must not inflate the estimate.
-        ceiling = None if robot is None else 2.0 * robot["max_velocity"]
+        ceiling = None if robot is None else 2.0 * robot.max_velocity
         speeds = max_speeds(times, positions, ceiling=ceiling)
         vel = np.maximum(speeds * velocity_margin, min_velocity)
     if robot is not None:
-        lower = np.maximum(lower, robot["lower"])
-        upper = np.minimum(upper, robot["upper"])
-        vel = np.minimum(vel, robot["max_velocity"])
+        lower = np.maximum(lower, robot.lower)
+        upper = np.minimum(upper, robot.upper)
+        vel = np.minimum(vel, robot.max_velocity)
     bad = np.flatnonzero(lower >= upper)
     if bad.size:
         raise ValueError(f"estimated limits are empty for joints {[joint_names[i] for i in bad]}")
@@ -180,3 +157,13 @@ def estimate_limits(
             for i, name in enumerate(joint_names)
         ],
     }
+
+
+def _robot_limits_for(
+    robot_limits: JointLimits | Mapping[str, Any] | None, joint_names: Sequence[str]
+) -> JointLimits | None:
+    if robot_limits is None:
+        return None
+    if isinstance(robot_limits, JointLimits):
+        return robot_limits.reorder(joint_names)
+    return JointLimits.from_mapping(robot_limits, joint_names)

@@ -20,6 +20,14 @@ Each chunk goes out on ``action_chunk`` as trajectory_msgs/JointTrajectory: head
 observation time (the oldest stamp among the inputs used), joint_names in checkpoint order,
 point i = action i with time_from_start = i / fps. Chunks with any non-finite value are
 dropped and counted, never published.
+
+A ROS clock jump (backwards, e.g. a sim reset restarting ``/clock``, or forwards by more than
+``max_clock_jump_s``) resets everything time-indexed: the published horizon, the stored
+inputs and their stamp watch, the policy's observation history. Inputs stamped before the
+jump are dropped, an inference in flight is not published, and the next chunk is computed
+from inputs stamped after the jump at once (not when the clock has caught up with the old
+horizon). With ``use_sim_time`` the jumps come from rcl's clock jump callbacks; on the
+system clock (for which rcl reports none) the worker compares it with the monotonic clock.
 """
 
 from __future__ import annotations
@@ -35,10 +43,13 @@ from typing import Any
 import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import ClockChange, JumpThreshold, TimeJump
+from rclpy.duration import Duration as RosDuration
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robot_policy_ros.core.clock_jumps import JumpFilter, SystemClockWatch
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
 from robot_policy_ros.core.images import ImageDecodeError, compressed_to_rgb, raw_to_rgb
 from robot_policy_ros.core.observation import ObservationGate
@@ -131,6 +142,15 @@ SPECS: list[ParamSpec] = [
         "the node clock) for an inference to run.",
         min_value=0.001,
         max_value=60.0,
+    ),
+    ParamSpec(
+        "max_clock_jump_s",
+        1.0,
+        "A ROS clock step forward by more than this (or any step backwards) resets the "
+        "published horizon and drops every input and in-flight chunk from before it; the "
+        "next chunk comes from inputs stamped after the jump.",
+        min_value=0.01,
+        max_value=3600.0,
     ),
     ParamSpec(
         "inference_trigger",
@@ -238,6 +258,13 @@ class PolicyNode(ManagedNode):
         self.latency = WindowStats(200)
         self.obs_age = WindowStats(200)
         self.chunk_rate = RateTracker(window_s=10.0, capacity=512)
+        # Clock jumps: _jump_lock orders a jump's reset against a chunk's publication and
+        # against storing an input, so nothing from before a jump gets past it.
+        self._jump_lock = threading.Lock()
+        self._jumps = JumpFilter()
+        self._jump_handle: Any = None
+        self._wall_watch: SystemClockWatch | None = None
+        self._published_end = -math.inf
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -248,6 +275,8 @@ class PolicyNode(ManagedNode):
         self.stale_reason = ""
         self.joint_error = ""
         self.images_rejected = 0
+        self.time_jumps = 0
+        self.dropped_before_jump = 0  # inputs and chunks from before a clock jump
         self.state = "unconfigured"
 
     # -- configuration ------------------------------------------------------------------------
@@ -306,6 +335,7 @@ class PolicyNode(ManagedNode):
         self._stamps = StampWatch()
         self._published_end = -math.inf
         self._warm_up()
+        self._watch_clock_jumps(params["max_clock_jump_s"])
 
         compressed = params["image_transport"] == "compressed"
         self._subs = [
@@ -376,7 +406,22 @@ class PolicyNode(ManagedNode):
             self.policy.reset()
         self.log.info(f"warm-up inference took {1e3 * (time.perf_counter() - t0):.0f} ms")
 
+    def _watch_clock_jumps(self, max_jump_s: float) -> None:
+        # Backwards: any step; forwards: beyond max_clock_jump_s; and ROS time switched on/off.
+        threshold = JumpThreshold(
+            min_forward=RosDuration(nanoseconds=round(max_jump_s * 1e9)),
+            min_backward=RosDuration(nanoseconds=-1),
+            on_clock_change=True,
+        )
+        self._jump_handle = self.get_clock().create_jump_callback(
+            threshold, pre_callback=self._before_ros_jump, post_callback=self._after_ros_jump
+        )
+        self._wall_watch = SystemClockWatch(max_forward_s=max_jump_s)
+
     def cleanup(self) -> None:
+        if self._jump_handle is not None:
+            self._jump_handle.unregister()
+            self._jump_handle = None
         for sub in self._subs:
             self.destroy_subscription(sub)
         for pub in self._pubs:
@@ -395,6 +440,8 @@ class PolicyNode(ManagedNode):
         self.gate.clear()
         self.policy.reset()
         self._published_end = -math.inf
+        self._jumps.reset()
+        self._wall_watch.reset()
         self._stop.clear()
         self.state = "waiting for inputs"
         self._thread = threading.Thread(target=self._worker, name="inference", daemon=True)
@@ -426,8 +473,12 @@ class PolicyNode(ManagedNode):
         def _on_image(msg: Image | CompressedImage) -> None:
             if self.active:
                 stamp = stamp_to_sec(msg.header.stamp)
-                self._stamps.note(name, stamp)
-                gate.set_camera(name, stamp, msg)
+                with self._jump_lock:
+                    if self._jumps.from_before(stamp, self._now):
+                        self.dropped_before_jump += 1
+                        return
+                    self._stamps.note(name, stamp)
+                    gate.set_camera(name, stamp, msg)
 
         return _on_image
 
@@ -443,7 +494,75 @@ class PolicyNode(ManagedNode):
             self._log("joints", "error", self.joint_error)
             return
         self.joint_error = ""
-        self.gate.set_joints(stamp_to_sec(msg.header.stamp), positions)
+        stamp = stamp_to_sec(msg.header.stamp)
+        with self._jump_lock:
+            if self._jumps.from_before(stamp, self._now):
+                self.dropped_before_jump += 1
+                return
+            self.gate.set_joints(stamp, positions)
+
+    # -- clock jumps ---------------------------------------------------------------------------
+
+    def _before_ros_jump(self) -> None:
+        """rcl pre-jump callback (executor thread, inside the /clock subscription)."""
+        try:
+            if self._now() > 0.0:  # 0: ROS time had no /clock yet, nothing to forget
+                self._forget_before_jump()
+        except Exception as exc:  # an exception here would end the executor's spin
+            self._log("time_jump_error", "error", f"clock jump handling failed: {exc!r}")
+
+    def _after_ros_jump(self, jump: TimeJump) -> None:
+        """rcl post-jump callback: the clock now reads the new time."""
+        try:
+            after = self._now()
+            before = after - jump.delta.nanoseconds * 1e-9
+            if before <= 0.0 and jump.clock_change == ClockChange.ROS_TIME_NO_CHANGE:
+                return  # the first /clock message: no jump
+            if jump.clock_change in (
+                ClockChange.ROS_TIME_ACTIVATED,
+                ClockChange.ROS_TIME_DEACTIVATED,
+            ):
+                self._forget_before_jump()  # no pre-callback guarantee for a clock switch
+                why = "ROS time switched " + (
+                    "on" if jump.clock_change == ClockChange.ROS_TIME_ACTIVATED else "off"
+                )
+            else:
+                why = "/clock"
+            self._jumped(before, after, why)
+        except Exception as exc:
+            self._log("time_jump_error", "error", f"clock jump handling failed: {exc!r}")
+
+    def _check_system_clock(self) -> None:
+        """Worker thread: without ROS time, find steps of the system clock (rcl reports none)."""
+        watch = self._wall_watch
+        if watch is None or self.get_clock().ros_time_is_active:
+            return
+        found = watch.check(self._now)
+        if found is not None:
+            self._forget_before_jump()
+            self._jumped(found[0], found[1], "system clock")
+
+    def _forget_before_jump(self) -> None:
+        """Reset the horizon bookkeeping; chunks in flight from here on are not published."""
+        with self._jump_lock:
+            self._jumps.invalidate()
+            self._published_end = -math.inf
+            if self._configured:
+                self.gate.clear()
+                self._stamps.clear()
+
+    def _jumped(self, before: float, after: float, why: str) -> None:
+        with self._jump_lock:
+            max_ahead = self.params.get("max_observation_age_s", 0.25)
+            self._jumps.jumped(before, after, max_ahead)
+            self._published_end = -math.inf
+            self.time_jumps += 1
+        self._log(
+            "time_jump",
+            "warning",
+            f"ROS clock jumped by {after - before:+.3f} s ({why}): published horizon reset, "
+            "inputs and chunks from before the jump dropped; inferring from fresh inputs",
+        )
 
     # -- inference worker ----------------------------------------------------------------------
 
@@ -460,7 +579,14 @@ class PolicyNode(ManagedNode):
         period = 1.0 / self.params["inference_rate_hz"]
         next_due = time.monotonic()
         retry_s = 0.01  # poll interval while waiting for a trigger or for fresh inputs
+        epoch = self._jumps.epoch
         while not self._stop.is_set():
+            self._check_system_clock()
+            if self._jumps.epoch != epoch:
+                # A clock jump: the observation history is from the old timeline.
+                epoch = self._jumps.epoch
+                self.policy.reset()
+                next_due = time.monotonic()
             if rate_mode:
                 wait = next_due - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
@@ -471,7 +597,7 @@ class PolicyNode(ManagedNode):
                 self._stop.wait(retry_s)
                 continue
             try:
-                ran = self._infer_once()
+                ran = self._infer_once(epoch)
             except Exception as exc:  # report, keep serving: one bad frame must not kill it
                 self.inference_errors += 1
                 self.state = f"inference error: {exc}"
@@ -480,8 +606,14 @@ class PolicyNode(ManagedNode):
             if not ran and not rate_mode:
                 self._stop.wait(retry_s)
 
-    def _infer_once(self) -> bool:
-        """Snapshot, convert, infer, publish. Returns False if nothing was published."""
+    def _infer_once(self, epoch: int | None = None) -> bool:
+        """Snapshot, convert, infer, publish. Returns False if nothing was published.
+
+        ``epoch``: the clock-jump epoch the worker is in; if a jump comes in between, the
+        chunk is dropped (its observation is from before the jump).
+        """
+        if epoch is None:
+            epoch = self._jumps.epoch
         from robot_policy_ros.policies.base import Observation
 
         gate = self.gate.snapshot(self._now())
@@ -532,8 +664,14 @@ class PolicyNode(ManagedNode):
             return False
         if self._stop.is_set():
             return False  # deactivated while inferring: publish nothing
-        self._chunk_pub.publish(chunk_to_trajectory(chunk, self.joint_names, gate.stamp, self.fps))
-        self._published_end = max(self._published_end, gate.stamp + self.chunk_span)
+        self._check_system_clock()
+        msg = chunk_to_trajectory(chunk, self.joint_names, gate.stamp, self.fps)
+        with self._jump_lock:
+            if self._jumps.epoch != epoch:
+                self.dropped_before_jump += 1
+                return False  # the clock jumped while inferring: the chunk is from before
+            self._chunk_pub.publish(msg)
+            self._published_end = max(self._published_end, gate.stamp + self.chunk_span)
         self.chunks_published += 1
         self.chunk_rate.add(time.monotonic())
         self.obs_age.add(gate.max_age)
@@ -561,6 +699,8 @@ class PolicyNode(ManagedNode):
                 "stale_skips": self.stale_skips,
                 "inference_errors": self.inference_errors,
                 "published_horizon_s": max(self._published_end - now, 0.0),
+                "time_jumps": self.time_jumps,
+                "dropped_before_clock_jump": self.dropped_before_jump,
                 "stale_reason": self.stale_reason,
                 "joint_error": self.joint_error,
                 "images_rejected": self.images_rejected,

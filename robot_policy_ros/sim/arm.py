@@ -158,35 +158,17 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
             f"arm config '{source}': 'joints' must list at least 3 joints (a yaw joint and"
             " two or more pitch joints)"
         )
-    names: list[str] = []
-    cols: dict[str, list[float]] = {k: [] for k in ("lower", "upper", "vel", "acc")}
     for i, j in enumerate(joints):
         if not isinstance(j, dict) or not isinstance(j.get("name"), str) or not j["name"]:
             raise ArmConfigError(f"arm config '{source}': joints[{i}] needs a non-empty 'name'")
-        name = j["name"]
-        if name in names:
-            raise ArmConfigError(f"arm config '{source}': joint '{name}' is listed twice")
         for key in ("lower", "upper", "max_velocity", "max_acceleration"):
-            if key not in j:
-                raise ArmConfigError(f"arm config '{source}': joint '{name}' has no '{key}'")
-        lo = _number(j["lower"], f"joint '{name}' lower", source)
-        hi = _number(j["upper"], f"joint '{name}' upper", source)
-        vel = _number(j["max_velocity"], f"joint '{name}' max_velocity", source)
-        acc = _number(j["max_acceleration"], f"joint '{name}' max_acceleration", source)
-        if not lo < hi:
-            raise ArmConfigError(
-                f"arm config '{source}': joint '{name}' lower {lo} must be below upper {hi}"
-            )
-        if vel <= 0 or acc <= 0:
-            raise ArmConfigError(
-                f"arm config '{source}': joint '{name}' max_velocity and max_acceleration"
-                " must be > 0"
-            )
-        names.append(name)
-        cols["lower"].append(lo)
-        cols["upper"].append(hi)
-        cols["vel"].append(vel)
-        cols["acc"].append(acc)
+            if j.get(key) is None:  # the sim needs every limit, accelerations included
+                raise ArmConfigError(f"arm config '{source}': joint '{j['name']}' has no '{key}'")
+    try:  # the one parser and its rules (core/joint_limits.py)
+        limits = JointLimits.from_dict({"joints": joints})
+    except ValueError as exc:
+        raise ArmConfigError(f"arm config '{source}': {exc}") from None
+    names = list(limits.names)
     n = len(names)
     links = data.get("links")
     if not isinstance(links, dict):
@@ -197,7 +179,7 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
     lengths = _vector(links.get("lengths"), n - 1, "links.lengths (one per pitch joint)", source)
     if base_height <= 0 or any(v <= 0 for v in lengths):
         raise ArmConfigError(f"arm config '{source}': link lengths must be > 0")
-    lower, upper = np.array(cols["lower"]), np.array(cols["upper"])
+    lower, upper = limits.lower.copy(), limits.upper.copy()
     home = np.array(_vector(data.get("home", [0.0] * n), n, "home", source))
     if np.any(home < lower) or np.any(home > upper):
         bad = [names[i] for i in range(n) if not lower[i] <= home[i] <= upper[i]]
@@ -242,8 +224,8 @@ def arm_config_from_dict(data: Any, source: str = "<dict>") -> ArmConfig:
         joint_names=tuple(names),
         lower=lower,
         upper=upper,
-        max_velocity=np.array(cols["vel"]),
-        max_acceleration=np.array(cols["acc"]),
+        max_velocity=limits.max_velocity.copy(),
+        max_acceleration=np.array(limits.max_acceleration),
         base_height=base_height,
         link_lengths=lengths,
         home=home,

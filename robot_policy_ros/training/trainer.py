@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.data.bag_reader import TopicConfig, find_bags
 from robot_policy_ros.data.dataset import (
     DatasetConfig,
@@ -506,19 +507,34 @@ def _estimate_fps(stamps: np.ndarray) -> float:
     return round(1.0 / dt, 3)
 
 
-def _robot_limits(config: TrainConfig, episodes: Sequence[Episode]) -> dict | None:
-    if config.limits_file:
-        import yaml
+def _robot_limits(
+    config: TrainConfig, episodes: Sequence[Episode], joint_names: Sequence[str]
+) -> JointLimits | None:
+    """The robot's limits for ``joint_names``: --limits-file, else the robot config the
+    recorder stored with the episodes, else None. Read by JointLimits (one set of rules)."""
+    import yaml
 
+    if config.limits_file:
+        source = f"--limits-file {config.limits_file}"
         try:
-            return yaml.safe_load(Path(config.limits_file).read_text())
+            data = yaml.safe_load(Path(config.limits_file).read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise TrainingError(f"cannot read --limits-file {config.limits_file}: {exc}") from exc
-    for ep in episodes:  # the recorder stores the robot config next to each bag
-        robot = ep.recording.metadata.get("robot_config")
-        if isinstance(robot, dict) and isinstance(robot.get("joints"), list):
-            return robot
-    return None
+            raise TrainingError(f"cannot read {source}: {exc}") from exc
+    else:
+        for ep in episodes:  # the recorder stores the robot config next to each bag
+            data = ep.recording.metadata.get("robot_config")
+            if isinstance(data, dict) and isinstance(data.get("joints"), list):
+                source = f"the robot_config recorded with {ep.recording.path}"
+                break
+        else:
+            return None
+    try:
+        return JointLimits.from_mapping(data, joint_names)
+    except (ValueError, KeyError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise TrainingError(
+            f"robot joint limits from {source}: {message} (fix them, or give --limits-file)"
+        ) from None
 
 
 def train(config: TrainConfig, api: dict[str, Any] | None = None) -> TrainResult:
@@ -627,7 +643,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
 
     train_eps, val_eps = split_episodes(episodes, config.val_fraction, config.seed)
     stats = normalization_from_episodes(train_eps)
-    robot = _robot_limits(config, episodes)
+    robot = _robot_limits(config, episodes, joint_names)
     limits = estimate_limits(
         joint_names,
         [e.recording.joint_positions for e in episodes],
