@@ -23,7 +23,8 @@ test: venv lint
 FUZZ_EXAMPLES ?= 10000
 fuzz: venv
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q test/test_images_malformed.py \
-		test/test_observation_health.py test/test_chunk_buffer.py test/test_safety_filter.py
+		test/test_observation_health.py test/test_chunk_buffer.py test/test_safety_filter.py \
+		test/test_streamer_core.py test/test_trajectory_wire.py
 
 demo: venv
 	@bash tools/demo.sh

@@ -13,18 +13,20 @@ from test_sim_robot_node import CFG, SMALL, SimProbe
 pytestmark = pytest.mark.ros
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky, not yet explained: the jump back home at one of the resets is sometimes "
-    "absent from the recorded commands (seen 2 in 3 full runs this session)",
-)
 def test_expert_solves_consecutive_episodes_through_topics(start_node, rclpy_context):
     sim = start_node("robot_policy_ros.nodes.sim_robot", *SMALL, "-p", "seed:=3")
     expert = start_node("robot_policy_ros.nodes.scripted_expert", "-p", "noise_std:=0.01")
     probe = SimProbe(rclpy_context)
     probe.wait_ready()
+    # The probe must hear the expert from the start (it stops publishing once an episode is
+    # done, so commands missed now would never be seen).
+    topic = "/forward_position_controller/commands"
+    assert probe.spin_until(lambda: probe.node.count_publishers(topic) >= 2, 20.0)
+    probe.spin_for(0.5)  # matching follows discovery
+    starts = [0]  # index of the first command recorded after each reset
     for k in range(3):
         if k:
+            starts.append(len(probe.commands))
             assert probe.reset()["index"] == k
         done = probe.spin_until(
             lambda k=k: (
@@ -41,15 +43,27 @@ def test_expert_solves_consecutive_episodes_through_topics(start_node, rclpy_con
     cmds = np.array(probe.commands)
     assert len(cmds) > 50
     assert np.all(cmds >= CFG.lower) and np.all(cmds <= CFG.upper)
-    # Smooth within an episode: the only jumps are back to home at the two resets, where
-    # the expert replans from the reset arm (not from a stale pre-reset state). Between two
-    # commands the expert moves at most speed * max_velocity * period (~0.03 rad at 50 Hz);
-    # a loaded machine can delay its timer by a few periods, so a step is a reset jump only
-    # above 0.3 rad (the resets here are ~0.6 rad).
-    jumps = np.max(np.abs(np.diff(cmds, axis=0)), axis=1)
-    after_jump = np.flatnonzero(jumps > 0.3) + 1
-    assert len(after_jump) == 2, np.sort(jumps)[-5:]
-    np.testing.assert_allclose(cmds[after_jump], [CFG.home, CFG.home], atol=0.01)
+    # After each reset the expert replans from the reset arm (home), not from a stale
+    # pre-reset state, and moves smoothly from there: between two commands at most
+    # speed * max_velocity * period (~0.03 rad at 50 Hz); a loaded machine can delay its
+    # timer by a few periods, hence 0.3 rad. (A command the expert sent just before it learnt
+    # of the reset may still arrive after it: those are skipped up to the first one at home.)
+    ends = [*starts[1:], len(cmds)]
+    for k, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        episode = cmds[start:end]
+        first = 0
+        if k == 0:
+            # The probe may match the expert's publisher only after episode 0 has begun
+            # (discovery under load): its first commands can be missing; no reset to check.
+            if len(episode) < 2:
+                continue
+        else:
+            at_home = np.flatnonzero(np.max(np.abs(episode - CFG.home), axis=1) <= 0.01)
+            assert at_home.size, f"episode {k}: no command at home after the reset"
+            first = at_home[0]
+            assert len(episode) - first > 10, (k, starts, len(cmds), first)
+        steps = np.max(np.abs(np.diff(episode[first:], axis=0)), axis=1)
+        assert steps.max() <= 0.3, (k, np.sort(steps)[-5:])
     assert "planned reach" in expert.output()
 
 

@@ -466,8 +466,10 @@ def test_tiny_batch_overfits(family: str) -> None:
         assert torch.isfinite(loss)
         if first_loss is None:
             first_loss, first_metric = float(loss.detach()), logs[spec["metric"]]
-        if logs[spec["metric"]] < 0.1 * first_metric and float(loss.detach()) < 0.1 * first_loss:
-            break  # reached: stop early to keep the suite fast
+        # Stop early to keep the suite fast, with margin: the check below draws its own
+        # noise / CVAE latent, so it does not see exactly this value.
+        if logs[spec["metric"]] < 0.05 * first_metric and float(loss.detach()) < 0.05 * first_loss:
+            break
         opt.zero_grad()
         loss.backward()
         opt.step()

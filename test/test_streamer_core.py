@@ -577,3 +577,54 @@ def test_chunk_from_before_a_backward_jump_rejected(jump, lead, ticks_before):
             chunk(core, clock, old, stamp=old_stamp)
         assert info.value.key in ("before_clock_jump", "future")
     assert len(core.buffer) <= 1
+
+
+@fuzz_settings(100)
+@given(
+    order=st.permutations(NAMES),
+    goal=st.lists(st.floats(-0.4, 0.4), min_size=3, max_size=3),
+    extra=st.booleans(),
+)
+def test_every_command_in_controller_joint_order(order, goal, extra):
+    """Chunks and joint states in any joint order (with extra joints) drive each joint with
+    its own value: the command is in the streamer's order, mapped by name."""
+    clock = Clock()
+    core = make_core(ramp_in_s=0.0)
+    core.activate(clock.ros, clock.wall)
+    by_name = dict(zip(NAMES, goal, strict=True))
+    names = tuple(order) + (("gripper",) if extra else ())
+    row = [by_name.get(n, 9.9) for n in names]
+
+    def state(positions):
+        mapped = {n: positions[NAMES.index(n)] for n in NAMES}
+        values = np.array([mapped.get(n, -9.9) for n in names])
+        core.on_joint_state(names, values, clock.ros, clock.ros, clock.wall)
+
+    state(np.zeros(3))
+    assert core.tick(clock.ros, clock.wall).command is not None
+    core.add_chunk(
+        names, np.arange(100) / 20.0, np.tile(row, (100, 1)), clock.ros, clock.ros, clock.wall
+    )
+    command = np.zeros(3)
+    for _ in range(150):
+        clock.advance()
+        state(command)
+        command = core.tick(clock.ros, clock.wall).command
+    np.testing.assert_allclose(command, np.clip(goal, LOWER, UPPER), atol=1e-6)
+
+
+def test_latched_publisher_discovered_late_gets_a_full_grace():
+    clock = Clock()
+    core = make_core(e_stop_grace_s=3.0)
+    core.activate(clock.ros, clock.wall)
+    clock.advance(2.5)  # discovery under load: the latched publisher shows up after 2.5 s
+    core.on_joint_state(NAMES, np.zeros(3), clock.ros, clock.ros, clock.wall)
+    latched = EStopPublishers(count=1, latched=1)
+    assert core.tick(clock.ros, clock.wall, latched).command is None
+    for _ in range(100):  # 2 s more: past the grace counted from activation
+        clock.advance()
+        core.on_joint_state(NAMES, np.zeros(3), clock.ros, clock.ros, clock.wall)
+        assert core.tick(clock.ros, clock.wall, latched).command is None
+    core.on_e_stop(True, clock.ros)
+    clock.advance()
+    assert core.tick(clock.ros, clock.wall, latched).state == "e_stop"

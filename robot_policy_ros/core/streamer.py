@@ -230,6 +230,7 @@ class StreamerCore:
         self.accept_after = ros_now
         self._wait_until = wall_now + self.config.e_stop_grace_s
         self._publisher_since: float | None = None
+        self._latched_since: float | None = None
         self._estop_wait_done = False
         self._safety_t = 0.0
         self._last_ros: float | None = None
@@ -612,10 +613,15 @@ class StreamerCore:
 
         Heard from: a message arrived (on either subscription, since configure). A latched
         (transient local) publisher has a sample to deliver: wait for it however long
-        discovery takes, up to ``e_stop_grace_s``. Volatile publishers only: they have nothing
+        discovery takes, up to ``e_stop_grace_s`` after the publisher was discovered (or
+        after activation, whichever is later). Volatile publishers only: they have nothing
         latched, so ``E_STOP_SETTLE_S`` after discovery is enough.
         """
         why = ""
+        if pubs.latched and self._latched_since is None:
+            # Discovery may take seconds under load: its sample gets a full grace from here.
+            self._latched_since = wall_now
+            self._wait_until = max(self._wait_until, wall_now + self.config.e_stop_grace_s)
         if self.e_stop_heard:
             why = "e-stop input heard (a message arrived)"
         elif pubs.count > 0 and pubs.latched == 0:
@@ -626,7 +632,10 @@ class StreamerCore:
         else:
             self._publisher_since = None
         if not why and wall_now >= self._wait_until:
-            latched = " (a latched publisher is discovered but its sample has not arrived)"
+            latched = (
+                " (a latched publisher was discovered but its sample has not arrived within "
+                "e_stop_grace_s of that)"
+            )
             why = (
                 f"no e-stop input heard within e_stop_grace_s {self.config.e_stop_grace_s:g} s"
                 f"{latched if pubs.latched else ''}; starting without one"

@@ -6,7 +6,9 @@ one in ``reach``; a seeded coin in ``two_targets``, see :func:`choose_target`), 
 (inverse kinematics + minimum-jerk moves: hover above the target, then lower the tool
 onto it) from the measured joint positions, and publishes
 the plan's setpoint at a fixed rate on ``forward_position_controller/commands``
-(std_msgs/Float64MultiArray, the arm's joint order), holding the final pose afterwards.
+(std_msgs/Float64MultiArray, the arm's joint order), holding the final pose afterwards
+until the episode is done; then it stops publishing (the controller holds the last
+command) so that nothing it sent reaches the arm after the next reset.
 """
 
 from __future__ import annotations
@@ -127,6 +129,10 @@ class ScriptedExpertNode(Node):
                 f"episode {ep.get('index')}: {'success' if ep.get('success') else 'failed'}"
                 f" in {ep.get('elapsed_s')} s"
             )
+            # Stop streaming: the controller holds the last command. A command still sent
+            # after the episode ended would reach the arm after the next reset and drag it
+            # from home back towards the old pose before the new plan starts.
+            self._plan = None
         self._episode = ep
 
     def _make_plan(self) -> None:
