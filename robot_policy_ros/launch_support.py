@@ -43,16 +43,26 @@ from typing import Any
 import yaml
 
 from robot_policy_ros.core.transport import dds_profile_env
+from robot_policy_ros.params import node_table
+from robot_policy_ros.params.policy_node import DEVICE_RE
 
 PACKAGE = "robot_policy_ros"
 
-#: Values the command_streamer's ``command_interface`` parameter accepts.
-COMMAND_INTERFACES = ("position_array", "joint_state", "joint_trajectory")
-#: Values of the command_streamer's ``blending`` parameter.
-BLENDING_MODES = ("replace", "temporal_ensemble", "average", "crossfade")
+
+def _choices(node: str, name: str) -> tuple[str, ...]:
+    """The allowed values of a node parameter, from the node's own parameter table."""
+    for spec in node_table(node):
+        if spec.name == name and spec.choices:
+            return tuple(spec.choices)
+    raise KeyError(f"{node} has no choice parameter {name!r}")
+
+
+#: Values the command_streamer's ``command_interface`` and ``blending`` parameters accept.
+COMMAND_INTERFACES = _choices("command_streamer", "command_interface")
+BLENDING_MODES = _choices("command_streamer", "blending")
 #: Values of the policy_node's ``dtype`` and ``image_transport`` parameters.
-DTYPES = ("float32", "float16", "bfloat16")
-IMAGE_TRANSPORTS = ("raw", "compressed")
+DTYPES = _choices("policy_node", "dtype")
+IMAGE_TRANSPORTS = _choices("policy_node", "image_transport")
 #: ROS log levels accepted by ``--ros-args --log-level``.
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 #: Recorders record_demos.launch.py can start.
@@ -725,7 +735,7 @@ def node_parameters(
     policy: dict[str, Any] = dict(common)
     if _arg(args, "device"):
         device = _arg(args, "device")
-        if not re.match(r"^(cpu|cuda|cuda:\d+)$", device):
+        if not DEVICE_RE.match(device):
             raise PresetError(f"launch argument device:={device!r} must be cpu, cuda or cuda:N")
         policy["device"] = device
     for name, choices in (("dtype", DTYPES), ("image_transport", IMAGE_TRANSPORTS)):

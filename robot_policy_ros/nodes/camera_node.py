@@ -26,38 +26,14 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from robot_policy_ros.core.images import resize_rgb
-from robot_policy_ros.core.params import ParameterError, ParamSpec
+from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.core.timing import FixedRateTicker
 from robot_policy_ros.nodes.lifecycle import LogThrottle
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
 from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.params.camera_node import SPECS
 
 NODE_NAME = "camera_node"
-
-SPECS: list[ParamSpec] = [
-    ParamSpec(
-        "source",
-        "0",
-        "OpenCV source: a device index (e.g. 0), a video file path, or a stream URL.",
-        check=lambda v: None if v.strip() else "is empty",
-        fix="set -p source:=0 (device), a video file path, or rtsp://... / http://...",
-    ),
-    ParamSpec("rate_hz", 30.0, "Frames published per second.", min_value=0.1, max_value=1000.0),
-    ParamSpec("width", 0, "Output width in pixels (0: the source's).", min_value=0, max_value=8192),
-    ParamSpec(
-        "height", 0, "Output height in pixels (0: the source's).", min_value=0, max_value=8192
-    ),
-    ParamSpec("frame_id", "camera", "header.frame_id of the published images."),
-    ParamSpec("encoding", "rgb8", "Published pixel encoding.", choices=("rgb8", "bgr8")),
-    ParamSpec("loop", False, "Restart a video file from its first frame at its end."),
-    ParamSpec(
-        "reconnect_period_s",
-        1.0,
-        "Seconds between attempts to (re)open a source that failed or was lost.",
-        min_value=0.05,
-        max_value=60.0,
-    ),
-]
 
 
 def parse_source(source: str) -> tuple[int | str, str]:

@@ -60,7 +60,6 @@ from robot_policy_ros.core.observation_health import (
     arm_mismatches,
     parse_camera_sizes,
 )
-from robot_policy_ros.core.params import ParamSpec
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
     ConfigurationError,
@@ -72,14 +71,9 @@ from robot_policy_ros.nodes.lifecycle import (
     main_for,
     stamp_to_sec,
 )
+from robot_policy_ros.params.policy_node import SPECS
 
 NODE_NAME = "policy_node"
-
-
-def _check_device(value: str) -> str | None:
-    if value in ("cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
-        return None
-    return "expected 'cpu', 'cuda' or 'cuda:N'"
 
 
 def reuse_freed_memory() -> str:
@@ -98,127 +92,6 @@ def reuse_freed_memory() -> str:
 def default_torch_threads() -> int:
     """Leave one core for the control loop and the callbacks: max(1, cores - 1)."""
     return max(1, (os.cpu_count() or 1) - 1)
-
-
-SPECS: list[ParamSpec] = [
-    ParamSpec(
-        "checkpoint",
-        "",
-        "Checkpoint directory (config.json + model.safetensors) to load.",
-        check=lambda v: None if v else "is empty",
-        fix="set -p checkpoint:=/path/to/checkpoint_dir",
-    ),
-    ParamSpec(
-        "device",
-        "cpu",
-        "Torch device for inference: cpu, cuda or cuda:N.",
-        check=_check_device,
-    ),
-    ParamSpec(
-        "dtype",
-        "float32",
-        "Inference dtype.",
-        choices=("float32", "float16", "bfloat16"),
-    ),
-    ParamSpec(
-        "inference_backend",
-        "auto",
-        "Who runs the network: torch; onnxruntime (the checkpoint exported to ONNX, cached "
-        "beside it keyed by the weights' hash, CPU float32); auto: the faster of the two that "
-        "is installed and matches torch within 1e-4, else torch.",
-        choices=("auto", "torch", "onnxruntime"),
-    ),
-    ParamSpec(
-        "image_transport",
-        "raw",
-        "raw: sensor_msgs/Image on NAME/image_raw; compressed: sensor_msgs/CompressedImage on "
-        "NAME/image_raw/compressed.",
-        choices=("raw", "compressed"),
-    ),
-    ParamSpec(
-        "max_observation_age_s",
-        0.25,
-        "Every camera frame and the joint state must be younger than this (header.stamp vs "
-        "the node clock) for an inference to run.",
-        min_value=0.001,
-        max_value=60.0,
-    ),
-    ParamSpec(
-        "max_clock_jump_s",
-        1.0,
-        "A ROS clock step forward by more than this (or any step backwards) resets the "
-        "published horizon and drops every input and in-flight chunk from before it; the "
-        "next chunk comes from inputs stamped after the jump.",
-        min_value=0.01,
-        max_value=3600.0,
-    ),
-    ParamSpec(
-        "inference_trigger",
-        "horizon",
-        "horizon: infer when the time still covered by published chunks falls below "
-        "refill_threshold_s; rate: infer at inference_rate_hz.",
-        choices=("horizon", "rate"),
-    ),
-    ParamSpec(
-        "refill_threshold_s",
-        0.5,
-        "horizon trigger: infer when less than this many seconds of published actions remain.",
-        min_value=0.0,
-        max_value=600.0,
-    ),
-    ParamSpec(
-        "inference_rate_hz",
-        10.0,
-        "rate trigger: inferences per second (back to back if inference is slower).",
-        min_value=0.01,
-        max_value=1000.0,
-    ),
-    ParamSpec(
-        "torch_threads",
-        0,
-        "Torch intra-op threads for inference; 0 = max(1, CPU cores - 1), leaving a core for "
-        "the control loop.",
-        min_value=0,
-        max_value=1024,
-    ),
-    ParamSpec(
-        "reuse_memory",
-        True,
-        "Keep freed memory for reuse (glibc mallopt: no mmap below 32 MB, no trimming), so that "
-        "inference does not page-fault fresh memory in on every call (tens of thousands of "
-        "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
-    ),
-    ParamSpec(
-        "hardware_id",
-        "",
-        "diagnostic_msgs hardware_id of this node's status (e.g. the arm's serial); empty: "
-        "the node's fully qualified name, so namespaced copies of the stack stay apart.",
-        check=lambda v: None if len(v) <= 256 else "at most 256 characters",
-    ),
-    ParamSpec(
-        "arm_joint_names",
-        [],
-        "Joints of the arm this node drives; when set, a checkpoint for other joints (names "
-        "or count) is refused at configure, naming both lists. Empty: not checked.",
-        element_type=str,
-    ),
-    ParamSpec(
-        "arm_cameras",
-        [],
-        "Cameras of the arm as NAME:HEIGHTxWIDTH (e.g. front:480x640); when set, a checkpoint "
-        "with other camera names or image sizes is refused at configure. Empty: not checked.",
-        element_type=str,
-        check=lambda v: _check_cameras(v),
-    ),
-]
-
-
-def _check_cameras(value: list[str]) -> str | None:
-    try:
-        parse_camera_sizes(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def chunk_to_trajectory(

@@ -15,9 +15,9 @@ from robot_policy_ros.core.params import ParamSpec
 
 # node executable -> "module:ATTRIBUTE" of its table (imported on demand).
 NODE_TABLES: dict[str, str] = {
-    "policy_node": "robot_policy_ros.nodes.policy_node:SPECS",
-    "command_streamer": "robot_policy_ros.nodes.command_streamer:SPECS",
-    "camera_node": "robot_policy_ros.nodes.camera_node:SPECS",
+    "policy_node": "robot_policy_ros.params.policy_node:SPECS",
+    "command_streamer": "robot_policy_ros.params.command_streamer:SPECS",
+    "camera_node": "robot_policy_ros.params.camera_node:SPECS",
     "bag_recorder": "robot_policy_ros.nodes.bag_recorder:SPECS",
     "sim_robot": "robot_policy_ros.params.sim_robot:SPECS",
     "scripted_expert": "robot_policy_ros.params.scripted_expert:SPECS",

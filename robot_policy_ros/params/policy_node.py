@@ -1,0 +1,139 @@
+"""policy_node's parameter table (no rclpy: read by the node, launch validation and docs)."""
+
+from __future__ import annotations
+
+import re
+
+from robot_policy_ros.core.observation_health import parse_camera_sizes
+from robot_policy_ros.core.params import ParamSpec
+
+#: ``device`` values: cpu, cuda or cuda:N.
+DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
+#: ``dtype`` and ``image_transport`` values.
+DTYPES = ("float32", "float16", "bfloat16")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+
+
+def _check_device(value: str) -> str | None:
+    return None if DEVICE_RE.match(value) else "expected 'cpu', 'cuda' or 'cuda:N'"
+
+
+def _check_cameras(value: list[str]) -> str | None:
+    try:
+        parse_camera_sizes(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+SPECS: list[ParamSpec] = [
+    ParamSpec(
+        "checkpoint",
+        "",
+        "Checkpoint directory (config.json + model.safetensors) to load.",
+        check=lambda v: None if v else "is empty",
+        fix="set -p checkpoint:=/path/to/checkpoint_dir",
+    ),
+    ParamSpec(
+        "device",
+        "cpu",
+        "Torch device for inference: cpu, cuda or cuda:N.",
+        check=_check_device,
+    ),
+    ParamSpec(
+        "dtype",
+        "float32",
+        "Inference dtype.",
+        choices=DTYPES,
+    ),
+    ParamSpec(
+        "inference_backend",
+        "auto",
+        "Who runs the network: torch; onnxruntime (the checkpoint exported to ONNX, cached "
+        "beside it keyed by the weights' hash, CPU float32); auto: the faster of the two that "
+        "is installed and matches torch within 1e-4, else torch.",
+        choices=("auto", "torch", "onnxruntime"),
+    ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "raw: sensor_msgs/Image on NAME/image_raw; compressed: sensor_msgs/CompressedImage on "
+        "NAME/image_raw/compressed.",
+        choices=IMAGE_TRANSPORTS,
+    ),
+    ParamSpec(
+        "max_observation_age_s",
+        0.25,
+        "Every camera frame and the joint state must be younger than this (header.stamp vs "
+        "the node clock) for an inference to run.",
+        min_value=0.001,
+        max_value=60.0,
+    ),
+    ParamSpec(
+        "max_clock_jump_s",
+        1.0,
+        "A ROS clock step forward by more than this (or any step backwards) resets the "
+        "published horizon and drops every input and in-flight chunk from before it; the "
+        "next chunk comes from inputs stamped after the jump.",
+        min_value=0.01,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "inference_trigger",
+        "horizon",
+        "horizon: infer when the time still covered by published chunks falls below "
+        "refill_threshold_s; rate: infer at inference_rate_hz.",
+        choices=("horizon", "rate"),
+    ),
+    ParamSpec(
+        "refill_threshold_s",
+        0.5,
+        "horizon trigger: infer when less than this many seconds of published actions remain.",
+        min_value=0.0,
+        max_value=600.0,
+    ),
+    ParamSpec(
+        "inference_rate_hz",
+        10.0,
+        "rate trigger: inferences per second (back to back if inference is slower).",
+        min_value=0.01,
+        max_value=1000.0,
+    ),
+    ParamSpec(
+        "torch_threads",
+        0,
+        "Torch intra-op threads for inference; 0 = max(1, CPU cores - 1), leaving a core for "
+        "the control loop.",
+        min_value=0,
+        max_value=1024,
+    ),
+    ParamSpec(
+        "reuse_memory",
+        True,
+        "Keep freed memory for reuse (glibc mallopt: no mmap below 32 MB, no trimming), so that "
+        "inference does not page-fault fresh memory in on every call (tens of thousands of "
+        "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
+    ),
+    ParamSpec(
+        "hardware_id",
+        "",
+        "diagnostic_msgs hardware_id of this node's status (e.g. the arm's serial); empty: "
+        "the node's fully qualified name, so namespaced copies of the stack stay apart.",
+        check=lambda v: None if len(v) <= 256 else "at most 256 characters",
+    ),
+    ParamSpec(
+        "arm_joint_names",
+        [],
+        "Joints of the arm this node drives; when set, a checkpoint for other joints (names "
+        "or count) is refused at configure, naming both lists. Empty: not checked.",
+        element_type=str,
+    ),
+    ParamSpec(
+        "arm_cameras",
+        [],
+        "Cameras of the arm as NAME:HEIGHTxWIDTH (e.g. front:480x640); when set, a checkpoint "
+        "with other camera names or image sizes is refused at configure. Empty: not checked.",
+        element_type=str,
+        check=lambda v: _check_cameras(v),
+    ),
+]
