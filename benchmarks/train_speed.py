@@ -22,11 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from robot_policy_ros.checkpoint_config import POLICY_TYPES
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", choices=("mlp", "act", "diffusion"), default="mlp")
+    parser.add_argument("--policy", choices=POLICY_TYPES, default="mlp")
     parser.add_argument("--backbone", choices=("tiny_cnn", "resnet18"), default="tiny_cnn")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from test_policies import observation, tiny_policy
 
+from robot_policy_ros.checkpoint_config import POLICY_TYPES
 from robot_policy_ros.inference import backends, export
 from robot_policy_ros.inference.backends import OnnxRuntimePredictor, Predictor, make_predictor
 
@@ -34,7 +35,7 @@ def _chunks(predictor: Predictor, n: int = 3) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("family", ["mlp", "act", "diffusion"])
+@pytest.mark.parametrize("family", POLICY_TYPES)
 def test_onnxruntime_chunks_equal_torch_within_1e4(family: str, tmp_path) -> None:
     cams = {"front": (32, 32), "wrist": (24, 40)} if family != "diffusion" else None
     policy = tiny_policy(family, cameras=cams).eval()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint_config import JointLimitsSpec, NormalizationStats
+from robot_policy_ros.checkpoint_config import POLICY_TYPES, JointLimitsSpec, NormalizationStats
 from robot_policy_ros.policies.base import Observation, Policy
 from robot_policy_ros.policies.factory import make_policy
 
@@ -344,7 +344,7 @@ def test_film_blocks_predict_scale_and_bias() -> None:
 
 
 # --- shared behaviour ------------------------------------------------------------------------
-FAMILIES = ["mlp", "act", "diffusion"]
+FAMILIES = list(POLICY_TYPES)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

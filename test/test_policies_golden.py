@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from robot_policy_ros.checkpoint import load_checkpoint
-from robot_policy_ros.checkpoint_config import read_checkpoint_config
+from robot_policy_ros.checkpoint_config import POLICY_TYPES, read_checkpoint_config
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
-FAMILIES = ["mlp", "act", "diffusion"]
+FAMILIES = list(POLICY_TYPES)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robot_policy_ros.checkpoint_config import POLICY_TYPES
 from robot_policy_ros.sim.task import TASKS
 
 ARM_NS = "/demo_arm"
@@ -107,7 +108,7 @@ class DemoConfig:
     extra_train_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.policy not in ("mlp", "act", "diffusion"):
+        if self.policy not in POLICY_TYPES:
             raise ValueError(f"policy {self.policy!r}: choose mlp, act or diffusion")
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r}: choose one of {', '.join(TASKS)}")

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from robot_policy_ros.checkpoint_config import (
+    POLICY_TYPES,
     CameraSpec,
     JointLimitsSpec,
     NormalizationStats,
@@ -22,7 +23,8 @@ _POLICY_CLASSES = {
     "act": ("robot_policy_ros.policies.act", "ACTPolicy"),
     "diffusion": ("robot_policy_ros.policies.diffusion", "DiffusionPolicy"),
 }
-POLICY_TYPES = tuple(_POLICY_CLASSES)
+# The families are listed once, in checkpoint_config.POLICY_TYPES (torch-free).
+assert tuple(_POLICY_CLASSES) == POLICY_TYPES == tuple(CONFIG_CLASSES), "policy families differ"
 
 
 def policy_class(policy_type: str) -> type[Policy]:
