@@ -201,7 +201,7 @@ class JointLimits:
                 )
             if name in names:
                 raise JointLimitsError(
-                    f"joint limits: joint '{name}' is listed twice",
+                    f"joint limits: duplicate joint '{name}' (listed twice)",
                     index=k,
                     joint=name,
                     key="name",
