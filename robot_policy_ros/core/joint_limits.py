@@ -295,7 +295,7 @@ class JointLimits:
         unknown = sorted(str(k) for k in data if k not in COLUMNS)
         if unknown:
             raise JointLimitsError(
-                f"joint limits have unknown keys {unknown} (expected {list(COLUMNS)})",
+                f"joint limits: unknown keys {unknown} (expected {list(COLUMNS)})",
                 key=unknown[0],
                 problem=f"is not a limits key (expected one of {list(COLUMNS)})",
             )
