@@ -26,6 +26,9 @@ Schema of ``config.json`` (format_version 1)::
 
 Validation is strict: unknown format versions, missing or unknown top-level keys, lists of
 the wrong length and non-finite numbers are :class:`CheckpointError` naming the problem.
+The ``limits`` are read by the one parser with the one set of rules for joint limits,
+:meth:`JointLimits.from_columns` (core/joint_limits.py), named by ``joint_names``, and
+written back in the same form (:meth:`JointLimits.to_columns`).
 """
 
 from __future__ import annotations
@@ -93,6 +96,18 @@ def _float_list(value: Any, what: str, length: int | None = None) -> np.ndarray:
     return arr
 
 
+def _check_joint_names(joints: list[Any]) -> None:
+    """A non-empty list of at most MAX_JOINTS unique valid names (CheckpointError if not)."""
+    if not joints:
+        raise CheckpointError("joint_names must be a non-empty list")
+    if len(joints) > MAX_JOINTS:
+        raise CheckpointError(f"joint_names lists {len(joints)} joints (limit {MAX_JOINTS})")
+    for name in joints:
+        check_name(name, "joint name")
+    if len(set(joints)) != len(joints):
+        raise CheckpointError(f"joint_names has duplicates: {joints}")
+
+
 def check_name(name: Any, what: str) -> str:
     """Validate a joint or camera name (ROS-friendly identifier)."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -157,117 +172,16 @@ class CameraSpec:
         )
 
 
-@dataclass(frozen=True)
-class JointLimitsSpec:
-    """Per-joint position limits and velocity (optionally acceleration) limits, joint order."""
-
-    lower: np.ndarray
-    upper: np.ndarray
-    max_velocity: np.ndarray
-    max_acceleration: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(np.atleast_1d(self.lower))
-        lower = _float_list(np.asarray(self.lower, dtype=np.float64), "limits.lower")
-        upper = _float_list(np.asarray(self.upper, dtype=np.float64), "limits.upper", n)
-        vel = _float_list(np.asarray(self.max_velocity, dtype=np.float64), "limits.max_velocity", n)
-        object.__setattr__(self, "lower", lower)
-        object.__setattr__(self, "upper", upper)
-        object.__setattr__(self, "max_velocity", vel)
-        bad = np.flatnonzero(lower >= upper)
-        if bad.size:
-            raise CheckpointError(f"limits: lower >= upper for joint index {bad.tolist()}")
-        bad = np.flatnonzero(vel <= 0)
-        if bad.size:
-            raise CheckpointError(f"limits: max_velocity <= 0 for joint index {bad.tolist()}")
-        if self.max_acceleration is not None:
-            acc = _float_list(
-                np.asarray(self.max_acceleration, dtype=np.float64), "limits.max_acceleration", n
-            )
-            bad = np.flatnonzero(acc <= 0)
-            if bad.size:
-                raise CheckpointError(
-                    f"limits: max_acceleration <= 0 for joint index {bad.tolist()}"
-                )
-            object.__setattr__(self, "max_acceleration", acc)
-
-    @property
-    def num_joints(self) -> int:
-        """Number of joints."""
-        return int(self.lower.shape[0])
-
-    @classmethod
-    def uniform(
-        cls, num_joints: int, lower: float = -3.14, upper: float = 3.14, max_velocity: float = 2.0
-    ) -> JointLimitsSpec:
-        """The same limits for every joint (the init-checkpoint defaults)."""
-        return cls(
-            lower=np.full(num_joints, lower),
-            upper=np.full(num_joints, upper),
-            max_velocity=np.full(num_joints, max_velocity),
-        )
-
-    @classmethod
-    def from_demonstrations(
-        cls,
-        positions: np.ndarray,
-        fps: float,
-        margin: float = 0.1,
-        velocity_margin: float = 1.5,
-        min_range: float = 1e-3,
-        min_velocity: float = 1e-2,
-    ) -> JointLimitsSpec:
-        """Limits from demonstrated joint positions (N, J) sampled at ``fps``.
-
-        Position limits are the demonstrated range widened by ``margin`` times that range on
-        each side (at least ``min_range``); velocity limits are ``velocity_margin`` times the
-        largest finite-difference speed seen (at least ``min_velocity``).
-        """
-        pos = np.asarray(positions, dtype=np.float64)
-        if pos.ndim != 2 or pos.shape[0] < 2:
-            raise CheckpointError(f"positions must be (N>=2, J), got {pos.shape}")
-        if not np.isfinite(pos).all():
-            raise CheckpointError("positions contain non-finite values")
-        lo, hi = pos.min(axis=0), pos.max(axis=0)
-        span = np.maximum(hi - lo, min_range)
-        vel = np.abs(np.diff(pos, axis=0)).max(axis=0) * float(fps)
-        return cls(
-            lower=lo - margin * span,
-            upper=hi + margin * span,
-            max_velocity=np.maximum(vel * velocity_margin, min_velocity),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: per-joint lists."""
-        return {
-            "lower": self.lower.tolist(),
-            "upper": self.upper.tolist(),
-            "max_velocity": self.max_velocity.tolist(),
-            "max_acceleration": (
-                None if self.max_acceleration is None else self.max_acceleration.tolist()
-            ),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, num_joints: int) -> JointLimitsSpec:
-        """Parse the JSON form strictly (lists of length ``num_joints``)."""
-        if not isinstance(data, Mapping):
-            raise CheckpointError("limits must be an object")
-        missing = {"lower", "upper", "max_velocity"} - set(data)
-        if missing:
-            raise CheckpointError(f"limits misses keys {sorted(missing)}")
-        unknown = set(data) - {"lower", "upper", "max_velocity", "max_acceleration"}
-        if unknown:
-            raise CheckpointError(f"limits has unknown keys {sorted(unknown)}")
-        acc = data.get("max_acceleration")
-        return cls(
-            lower=_float_list(data["lower"], "limits.lower", num_joints),
-            upper=_float_list(data["upper"], "limits.upper", num_joints),
-            max_velocity=_float_list(data["max_velocity"], "limits.max_velocity", num_joints),
-            max_acceleration=(
-                None if acc is None else _float_list(acc, "limits.max_acceleration", num_joints)
-            ),
-        )
+def limits_from_json(data: Any, joint_names: Sequence[str]) -> JointLimits:
+    """``config.json``'s ``limits`` (per-joint columns in ``joint_names`` order) as the one
+    :class:`JointLimits` type, by :meth:`JointLimits.from_columns` (its rules); a broken rule
+    is a CheckpointError naming the field."""
+    if not isinstance(data, Mapping):
+        raise CheckpointError("limits must be an object")
+    try:
+        return JointLimits.from_columns(joint_names, data)
+    except ValueError as exc:
+        raise CheckpointError(f"limits: {str(exc).removeprefix('joint limits: ')}") from None
 
 
 _STAT_KEYS = ("mean", "std", "min", "max")
@@ -338,23 +252,24 @@ class NormalizationStats:
         )
 
     @classmethod
-    def from_limits(cls, limits: JointLimitsSpec) -> NormalizationStats:
+    def from_limits(cls, limits: JointLimits) -> NormalizationStats:
         """Placeholder statistics for an untrained policy: the limits' range as the data range.
 
         mean = centre, std = range/4, min/max = limits. Keeps randomly initialised outputs
         roughly inside the limits.
         """
-        centre = (limits.lower + limits.upper) / 2.0
-        std = (limits.upper - limits.lower) / 4.0
+        lower, upper = np.array(limits.lower), np.array(limits.upper)  # writable copies
+        centre = (lower + upper) / 2.0
+        std = (upper - lower) / 4.0
         return cls(
             state_mean=centre,
             state_std=std,
-            state_min=limits.lower,
-            state_max=limits.upper,
-            action_mean=centre,
-            action_std=std,
-            action_min=limits.lower,
-            action_max=limits.upper,
+            state_min=lower,
+            state_max=upper,
+            action_mean=centre.copy(),
+            action_std=std.copy(),
+            action_min=lower.copy(),
+            action_max=upper.copy(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -400,7 +315,7 @@ class CheckpointConfig:
     fps: float
     chunk_size: int
     n_obs_steps: int
-    limits: JointLimitsSpec
+    limits: JointLimits
     normalization: NormalizationStats
     hyperparameters: dict[str, Any]
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -417,16 +332,9 @@ class CheckpointConfig:
             raise CheckpointError(
                 f"unknown policy_type {self.policy_type!r} (expected one of {POLICY_TYPES})"
             )
-        if not isinstance(self.joint_names, list) or not self.joint_names:
+        if not isinstance(self.joint_names, list):
             raise CheckpointError("joint_names must be a non-empty list")
-        if len(self.joint_names) > MAX_JOINTS:
-            raise CheckpointError(
-                f"joint_names lists {len(self.joint_names)} joints (limit {MAX_JOINTS})"
-            )
-        for name in self.joint_names:
-            check_name(name, "joint name")
-        if len(set(self.joint_names)) != len(self.joint_names):
-            raise CheckpointError(f"joint_names has duplicates: {self.joint_names}")
+        _check_joint_names(self.joint_names)
         if not isinstance(self.cameras, list) or not self.cameras:
             raise CheckpointError("cameras must be a non-empty list")
         if len(self.cameras) > MAX_CAMERAS:
@@ -449,9 +357,12 @@ class CheckpointConfig:
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= high:
                 raise CheckpointError(f"{attr} must be an integer in [1, {high}], got {v!r}")
         n = len(self.joint_names)
-        if self.limits.num_joints != n:
+        if not isinstance(self.limits, JointLimits):
+            raise CheckpointError(f"limits must be a JointLimits, got {type(self.limits).__name__}")
+        if self.limits.names != tuple(self.joint_names):
             raise CheckpointError(
-                f"limits have {self.limits.num_joints} joints but joint_names has {n}"
+                f"limits are for joints {list(self.limits.names)} but joint_names is "
+                f"{self.joint_names}"
             )
         if self.normalization.num_joints != n:
             raise CheckpointError(
@@ -475,8 +386,8 @@ class CheckpointConfig:
         return {c.name: c.shape for c in self.cameras}
 
     def joint_limits(self) -> JointLimits:
-        """The stored limits as the one :class:`JointLimits` type, by joint name."""
-        return JointLimits.from_columns(self.joint_names, self.limits.to_dict())
+        """The stored limits (the one :class:`JointLimits` type, named by ``joint_names``)."""
+        return self.limits
 
     def joint_limits_dict(self) -> dict[str, Any]:
         """Limits in the ``JointLimits.from_dict`` schema (core/joint_limits.py)."""
@@ -492,7 +403,7 @@ class CheckpointConfig:
             "fps": self.fps,
             "chunk_size": self.chunk_size,
             "n_obs_steps": self.n_obs_steps,
-            "limits": self.limits.to_dict(),
+            "limits": self.limits.to_columns(),
             "normalization": self.normalization.to_dict(),
             "hyperparameters": self.hyperparameters,
             "provenance": self.provenance,
@@ -523,8 +434,8 @@ class CheckpointConfig:
         joints = data["joint_names"]
         if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
             raise CheckpointError("joint_names must be a list of strings")
-        if len(joints) > MAX_JOINTS:
-            raise CheckpointError(f"joint_names lists {len(joints)} joints (limit {MAX_JOINTS})")
+        # Checked before anything is built from them (limits are named by these joints).
+        _check_joint_names(joints)
         cams = data["cameras"]
         if not isinstance(cams, list):
             raise CheckpointError("cameras must be a list")
@@ -539,7 +450,7 @@ class CheckpointConfig:
             fps=data["fps"],
             chunk_size=data["chunk_size"],
             n_obs_steps=data["n_obs_steps"],
-            limits=JointLimitsSpec.from_dict(data["limits"], n),
+            limits=limits_from_json(data["limits"], joints),
             normalization=NormalizationStats.from_dict(data["normalization"], n),
             hyperparameters=data["hyperparameters"],
             provenance=data["provenance"],

@@ -113,7 +113,7 @@ def _diffusion_chunk_overrides(chunk: int, overrides: dict[str, Any]) -> dict[st
 def cmd_init_checkpoint(args: argparse.Namespace) -> int:
     """Write a randomly initialised, valid checkpoint."""
     from robot_policy_ros.checkpoint import save_checkpoint
-    from robot_policy_ros.checkpoint_config import JointLimitsSpec
+    from robot_policy_ros.core.joint_limits import JointLimits
     from robot_policy_ros.policies.factory import make_policy
 
     joints = [j.strip() for j in args.joints.split(",") if j.strip()]
@@ -126,7 +126,9 @@ def cmd_init_checkpoint(args: argparse.Namespace) -> int:
     acc = None
     if args.max_acceleration is not None:
         acc = _parse_floats(args.max_acceleration, "--max-acceleration", n)
-    limits = JointLimitsSpec(lower=lower, upper=upper, max_velocity=vel, max_acceleration=acc)
+    limits = JointLimits(
+        names=tuple(joints), lower=lower, upper=upper, max_velocity=vel, max_acceleration=acc
+    )
     overrides = _parse_set(args.set or [])
     if args.chunk_size is not None:
         if args.policy == "diffusion":

@@ -367,11 +367,11 @@ def make_checkpoint(
 ) -> Path:
     """A tiny random checkpoint (tiny CNN backbone) written with the policies API."""
     from robot_policy_ros.checkpoint import save_checkpoint
-    from robot_policy_ros.checkpoint_config import JointLimitsSpec
+    from robot_policy_ros.core.joint_limits import JointLimits
     from robot_policy_ros.policies.factory import make_policy
 
     lower, upper, vmax = lower_upper(limits)
-    spec = JointLimitsSpec(lower=lower, upper=upper, max_velocity=vmax)
+    spec = JointLimits(names=tuple(joints), lower=lower, upper=upper, max_velocity=vmax)
     if policy_type == "mlp":
         overrides = {"vision_backbone": "tiny_cnn", "hidden_dims": (32,), **overrides}
     policy = make_policy(

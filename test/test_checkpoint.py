@@ -14,10 +14,10 @@ import torch
 from robot_policy_ros.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from robot_policy_ros.checkpoint_config import (
     CheckpointError,
-    JointLimitsSpec,
     NormalizationStats,
     read_checkpoint_config,
 )
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Observation
 from robot_policy_ros.policies.factory import make_policy
 
@@ -56,8 +56,8 @@ def _edit_config(path: Path, edit) -> None:
 
 
 def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
-    limits = JointLimitsSpec(
-        lower=[-1.0, -2.0, -0.5], upper=[1.0, 2.0, 0.5], max_velocity=[1.0, 1.5, 3.0]
+    limits = JointLimits(
+        tuple(JOINTS), lower=[-1.0, -2.0, -0.5], upper=[1.0, 2.0, 0.5], max_velocity=[1.0, 1.5, 3.0]
     )
     rng = np.random.default_rng(3)
     stats = NormalizationStats.from_data(rng.normal(size=(50, 3)), rng.normal(size=(50, 3)))
@@ -69,7 +69,7 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     assert not loaded.training
     np.testing.assert_array_equal(loaded.predict_chunk(_obs()), policy.predict_chunk(_obs()))
     assert loaded.joint_names == JOINTS and loaded.fps == 30.0
-    np.testing.assert_array_equal(loaded.limits.upper, limits.upper)
+    assert loaded.limits == limits and isinstance(loaded.limits, JointLimits)
     np.testing.assert_array_equal(loaded.normalization_stats.action_std, stats.action_std)
 
 
@@ -164,11 +164,17 @@ def test_checkpoint_config_module_does_not_import_torch() -> None:
         (lambda c: c.update(format_version=2), "format_version"),
         (lambda c: c.pop("limits"), "misses keys ['limits']"),
         (lambda c: c.update(extra=1), "unknown keys ['extra']"),
-        (lambda c: c["joint_names"].pop(), "limits.lower has 3 values, expected 2"),
+        (lambda c: c["joint_names"].pop(), "limits: 'lower' must list 2 values"),
         (lambda c: c["normalization"]["state"]["std"].__setitem__(1, float("nan")), "NaN"),
         (lambda c: c["normalization"]["action"]["mean"].pop(), "normalization.action.mean"),
-        (lambda c: c["limits"]["lower"].__setitem__(0, 5.0), "lower >= upper"),
-        (lambda c: c["limits"]["max_velocity"].__setitem__(2, 0.0), "max_velocity <= 0"),
+        (lambda c: c["limits"]["lower"].__setitem__(0, 5.0), "joint 'shoulder': lower limit"),
+        (lambda c: c["limits"]["max_velocity"].__setitem__(2, 0.0), "'wrist': max_velocity"),
+        (lambda c: c["limits"].update(max_accel=[1.0] * 3), "limits: unknown keys"),
+        (lambda c: c["limits"]["upper"].__setitem__(1, True), "'elbow': upper must be a number"),
+        (lambda c: c["limits"]["upper"].__setitem__(1, "2.0"), "upper must be a number"),
+        (lambda c: c["limits"]["upper"].__setitem__(1, float("inf")), "Infinity"),
+        (lambda c: c["limits"].update(max_acceleration=[1.0, None, 2.0]), "all joints or none"),
+        (lambda c: c.update(limits=[1.0]), "limits must be an object"),
         (lambda c: c["cameras"].append(dict(c["cameras"][0], name="wrist")), "shape"),
         (lambda c: c["cameras"][0].update(height=4), "height must be"),
         (lambda c: c["hyperparameters"].update(hidden_dims=[32]), "shape"),
@@ -310,9 +316,22 @@ def test_cuda_requested_without_cuda_refused(ckpt: Path) -> None:
         load_checkpoint(ckpt, device="cuda", dtype="bfloat16")
 
 
-def test_limits_from_demonstrations_have_margin() -> None:
-    pos = np.array([[0.0, 1.0], [0.5, 1.0], [1.0, 1.2]])
-    lim = JointLimitsSpec.from_demonstrations(pos, fps=10.0, margin=0.1, velocity_margin=2.0)
-    np.testing.assert_allclose(lim.lower, [-0.1, 1.0 - 0.02])
-    np.testing.assert_allclose(lim.upper, [1.1, 1.2 + 0.02])
-    np.testing.assert_allclose(lim.max_velocity, [10.0, 4.0])
+def test_config_limits_are_joint_limits_named_by_the_joints(ckpt: Path) -> None:
+    cfg = read_checkpoint_config(ckpt)
+    assert isinstance(cfg.limits, JointLimits) and cfg.limits.names == tuple(JOINTS)
+    assert cfg.joint_limits() is cfg.limits
+    # Written in the same per-joint columns form it is read from.
+    stored = json.loads((ckpt / "config.json").read_text())["limits"]
+    assert stored == cfg.limits.to_columns()
+    assert stored["max_acceleration"] is None and stored["lower"] == [-3.14] * 3
+
+
+def test_config_with_limits_for_other_joints_is_refused(ckpt: Path) -> None:
+    import dataclasses
+
+    cfg = read_checkpoint_config(ckpt)
+    other = cfg.limits.reorder(list(reversed(JOINTS)))
+    with pytest.raises(CheckpointError, match="limits are for joints"):
+        dataclasses.replace(cfg, limits=other)
+    with pytest.raises(CheckpointError, match="must be a JointLimits"):
+        dataclasses.replace(cfg, limits=cfg.limits.to_columns())

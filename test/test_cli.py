@@ -101,7 +101,7 @@ def test_tampered_checkpoint_refused_by_inspect(tmp_path: Path) -> None:
     (out / "config.json").write_text(json.dumps(cfg))
     r = run_cli("inspect", str(out))
     assert r.returncode != 0
-    assert "invalid checkpoint" in r.stderr and "limits.lower has 6 values, expected 7" in r.stderr
+    assert "invalid checkpoint" in r.stderr and "limits: 'lower' must list 7 values" in r.stderr
 
 
 def test_init_checkpoint_limits_velocity_chunk_and_seed(tmp_path: Path, capsys) -> None:
@@ -132,7 +132,7 @@ def test_init_checkpoint_defaults_limits(tmp_path: Path) -> None:
     ("extra", "message"),
     [
         (["--cameras", "front"], "name:HEIGHTxWIDTH"),
-        (["--cameras", "front:32x32", "--limits", "1:0"], "lower >= upper"),
+        (["--cameras", "front:32x32", "--limits", "1:0"], "lower limit 1.0 must be below upper"),
         (["--cameras", "front:32x32", "--max-velocity", "1,2"], "got 2 values for 6 joints"),
         (["--cameras", "front:32x32", "--set", "hidden_dims=[0]"], "hidden_dims"),
         (["--cameras", "front:32x32", "--set", "nonsense=1"], "unknown mlp config fields"),

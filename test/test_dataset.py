@@ -139,9 +139,9 @@ def test_limits_widen_the_demonstrated_range_and_respect_the_robot() -> None:
     t = np.linspace(0.0, 1.0, 101)
     q = np.stack([t, -2.0 * t], axis=1)  # speeds 1 and 2 rad/s
     lim = estimate_limits(["a", "b"], [q], [t])
-    np.testing.assert_allclose(lim["lower"], [0 - 0.05 * 1 - 0.05, -2 - 0.05 * 2 - 0.05])
-    np.testing.assert_allclose(lim["upper"], [1 + 0.1, 0 + 0.15])
-    np.testing.assert_allclose(lim["max_velocity"], [1.5, 3.0])
+    np.testing.assert_allclose(lim.lower, [0 - 0.05 * 1 - 0.05, -2 - 0.05 * 2 - 0.05])
+    np.testing.assert_allclose(lim.upper, [1 + 0.1, 0 + 0.15])
+    np.testing.assert_allclose(lim.max_velocity, [1.5, 3.0])
     robot = {
         "joints": [
             {"name": "b", "lower": -2.05, "upper": 3.0, "max_velocity": 2.5},
@@ -149,10 +149,27 @@ def test_limits_widen_the_demonstrated_range_and_respect_the_robot() -> None:
         ]
     }
     lim = estimate_limits(["a", "b"], [q], [t], robot_limits=robot, max_velocity=4.0)
-    np.testing.assert_allclose(lim["lower"], [-0.1, -2.05])
-    np.testing.assert_allclose(lim["upper"], [1.02, 0.15])
-    np.testing.assert_allclose(lim["max_velocity"], [4.0, 2.5])
-    assert [j["name"] for j in lim["joints"]] == ["a", "b"]
+    np.testing.assert_allclose(lim.lower, [-0.1, -2.05])
+    np.testing.assert_allclose(lim.upper, [1.02, 0.15])
+    np.testing.assert_allclose(lim.max_velocity, [4.0, 2.5])
+    assert lim.names == ("a", "b") and lim.max_acceleration is None
+
+
+def test_limits_estimate_is_the_one_limits_type_with_the_given_margins() -> None:
+    """The only estimator from demonstrations: a JointLimits named by the joints (what the
+    checkpoint stores), with margins as asked (here 10% of the range, nothing absolute)."""
+    from robot_policy_ros.core.joint_limits import JointLimits
+
+    pos = np.array([[0.0, 1.0], [0.5, 1.0], [1.0, 1.2]])
+    t = np.arange(3) / 10.0
+    lim = estimate_limits(
+        ["a", "b"], [pos], [t], margin_frac=0.1, margin_abs=0.0, velocity_margin=2.0
+    )
+    assert isinstance(lim, JointLimits) and lim.names == ("a", "b")
+    np.testing.assert_allclose(lim.lower, [-0.1, 1.0 - 0.02])
+    np.testing.assert_allclose(lim.upper, [1.1, 1.2 + 0.02])
+    np.testing.assert_allclose(lim.max_velocity, [10.0, 4.0])
+    assert JointLimits.from_columns(lim.names, lim.to_columns()) == lim
 
 
 def test_robot_limits_are_read_by_joint_limits_in_any_form() -> None:
@@ -170,8 +187,8 @@ def test_robot_limits_are_read_by_joint_limits_in_any_form() -> None:
     columns = robot.reorder(["a", "b"]).to_dict()["joints"]
     columns = {k: [j[k] for j in columns] for k in ("lower", "upper", "max_velocity")}
     assert estimate_limits(["a", "b"], [q], [t], robot_limits=columns) == by_name
-    np.testing.assert_allclose(by_name["upper"], [1.02, 0.15])
-    np.testing.assert_allclose(by_name["max_velocity"], [1.5, 2.5])
+    np.testing.assert_allclose(by_name.upper, [1.02, 0.15])
+    np.testing.assert_allclose(by_name.max_velocity, [1.5, 2.5])
     # The JointLimits rules, not "a missing limit is unbounded".
     del joints[0]["max_velocity"]
     with pytest.raises(ValueError, match=r"joint 'b' lacks \['max_velocity'\]"):
@@ -193,9 +210,9 @@ def test_velocity_estimate_ignores_a_reset_jump_faster_than_the_robot() -> None:
         ]
     }
     lim = estimate_limits(["a", "b"], [q], [t], robot_limits=robot)
-    np.testing.assert_allclose(lim["max_velocity"], [0.75, 1.5])
+    np.testing.assert_allclose(lim.max_velocity, [0.75, 1.5])
     # Without robot limits nothing tells a jump from motion: capped by nothing.
-    assert min(estimate_limits(["a", "b"], [q], [t])["max_velocity"]) > 50.0
+    assert min(estimate_limits(["a", "b"], [q], [t]).max_velocity) > 50.0
 
 
 def test_random_shift_augmentation_keeps_shape_and_moves_content(bags, tmp_path: Path) -> None:

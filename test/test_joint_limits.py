@@ -141,3 +141,62 @@ def test_preset_and_sim_arm_limits_go_through_joint_limits(tmp_path):
     name = preset["joints"][1]["name"]
     with pytest.raises(ls.PresetError, match=rf"'joints\[1\] \({name}\)\.max_velocity' must be a"):
         ls.read_preset_file(path)
+
+
+def test_columns_form_round_trips_and_refuses_unknown_keys():
+    limits = JointLimits.from_columns(NAMES, {**COLUMNS, "max_acceleration": [3.0, 4.0]})
+    assert JointLimits.from_columns(NAMES, limits.to_columns()) == limits
+    assert JointLimits.from_columns(NAMES, COLUMNS).to_columns()["max_acceleration"] is None
+    # A misspelt key must not silently mean "no acceleration limit".
+    with pytest.raises(ValueError, match=r"unknown keys \['max_accel'\]"):
+        JointLimits.from_columns(NAMES, {**COLUMNS, "max_accel": [3.0, 4.0]})
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("1.0", "must be a list of 2 numbers"),
+        (1.0, "must be a list of 2 numbers"),
+        ([[1.0], [2.0]], "must be a number"),
+        (["1.0", 2.0], "must be a number"),
+        ([1.0, None], "lack"),
+    ],
+)
+def test_columns_must_be_flat_lists_of_numbers(value, match):
+    with pytest.raises(ValueError, match=match):
+        JointLimits.from_columns(NAMES, {**COLUMNS, "upper": value})
+
+
+def test_a_huge_column_is_refused_with_a_short_message():
+    with pytest.raises(ValueError, match="must list 2 values") as err:
+        JointLimits.from_columns(NAMES, {**COLUMNS, "lower": [0.0] * 1_000_000})
+    assert len(str(err.value)) < 300
+
+
+def test_uniform_gives_the_same_limits_for_every_named_joint():
+    limits = JointLimits.uniform(NAMES, -1.0, 1.0, 0.5)
+    assert limits.names == NAMES and limits.max_acceleration is None
+    np.testing.assert_array_equal(limits.upper, [1.0, 1.0])
+    np.testing.assert_array_equal(JointLimits.uniform(NAMES, -1, 1, 0.5, 2.0).max_acceleration, 2.0)
+    default = JointLimits.uniform(["a"])  # an untrained checkpoint's placeholder
+    assert (default.lower[0], default.upper[0], default.max_velocity[0]) == (-3.14, 3.14, 2.0)
+    with pytest.raises(ValueError, match="joint 'a': lower limit"):
+        JointLimits.uniform(["a"], 1.0, -1.0, 0.5)
+    with pytest.raises(ValueError, match="must be a number"):
+        JointLimits.uniform(["a"], -1.0, True, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lower": [True, False]}, "real numbers"),
+        ({"upper": ["1.0", "2.0"]}, "real numbers"),
+        ({"max_velocity": [0.5, None]}, "real numbers"),
+        ({"names": ("j0", "")}, "non-empty strings"),
+        ({"names": "j0"}, "sequence of names"),
+    ],
+)
+def test_the_constructor_keeps_the_same_rules(kwargs, match):
+    args = {"names": NAMES, **{k: np.array(v) for k, v in COLUMNS.items()}, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        JointLimits(**args)

@@ -472,3 +472,19 @@ def test_params_file_runs_the_policy_as_lerobot_does(
     assert got_streamer.keys() == streamer.keys()
     for key, value in streamer.items():
         assert got_streamer[key] == pytest.approx(value)
+
+
+def test_limits_file_is_read_as_joint_limits_by_name(tmp_path: Path) -> None:
+    """``--limits``: per-joint columns in --joints order, read by the one JointLimits parser."""
+    from robot_policy_ros.core.joint_limits import JointLimits
+    from robot_policy_ros.lerobot.convert import read_limits
+
+    path = tmp_path / "limits.json"
+    columns = {"lower": [-1.0, -2.0], "upper": [1.0, 2.0], "max_velocity": [0.5, 0.6]}
+    path.write_text(json.dumps(columns))
+    limits = read_limits(str(path), ["a", "b"])
+    assert limits == JointLimits.from_columns(["a", "b"], columns)
+    assert read_limits(None, ["a", "b"]) == JointLimits.uniform(["a", "b"])
+    path.write_text(json.dumps({**columns, "upper": [1.0, -3.0]}))
+    with pytest.raises(ValueError, match=r"limits\.json: joint 'b': lower limit"):
+        read_limits(str(path), ["a", "b"])

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES, JointLimitsSpec, NormalizationStats
+from robot_policy_ros.checkpoint_config import POLICY_TYPES, NormalizationStats
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Observation, Policy
 from robot_policy_ros.policies.factory import make_policy
 
@@ -245,7 +246,9 @@ def test_diffusion_returns_actions_from_the_current_step() -> None:
     """With sample prediction, DDIM's last step returns the model's x0: the chunk must be the
     horizon's slice [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps)."""
     p = tiny_policy("diffusion", prediction_type="sample", n_obs_steps=3, n_action_steps=4)
-    p.set_normalization(NormalizationStats.from_limits(JointLimitsSpec.uniform(4, -1.0, 1.0)))
+    p.set_normalization(
+        NormalizationStats.from_limits(JointLimits.uniform(p.joint_names, -1.0, 1.0))
+    )
     trajectory = torch.linspace(-0.9, 0.9, 8).view(1, 8, 1).expand(1, 8, 4)
 
     class Stub(torch.nn.Module):
@@ -390,7 +393,7 @@ def test_same_seed_same_weights(family: str) -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_random_init_default_stats_keep_actions_near_limits(family: str) -> None:
-    limits = JointLimitsSpec.uniform(4, -1.0, 1.0, 1.0)
+    limits = JointLimits.uniform(JOINTS, -1.0, 1.0, 1.0)
     p = make_policy(family, JOINTS, {"front": (32, 32)}, limits=limits, seed=0, **TINY[family])
     out = p.eval().predict_chunk(observation(p))
     assert np.isfinite(out).all()

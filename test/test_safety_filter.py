@@ -238,6 +238,27 @@ def test_acceleration_limit_requires_limits_with_acceleration():
         SafetyFilter(limits(accel=False), use_acceleration_limit=True)
 
 
+def test_acceleration_limit_is_on_by_default_where_the_limits_carry_it():
+    """Default None: on with max_acceleration, off without; False turns it off explicitly."""
+    assert SafetyFilter(limits(accel=True)).use_acceleration_limit is True
+    assert SafetyFilter(limits(accel=False)).use_acceleration_limit is False
+    off = SafetyFilter(limits(accel=True), use_acceleration_limit=False)
+    assert off.use_acceleration_limit is False
+
+    def first_step(f: SafetyFilter) -> np.ndarray:
+        f.start(np.zeros(3), 0.0)
+        return f.filter(np.array([0.5, -0.5, 0.2]), 0.01)[0]
+
+    # From rest, one 10 ms tick: velocity-limited alone moves vmax * dt; with the
+    # acceleration limit only amax * dt * dt.
+    default = first_step(SafetyFilter(limits(accel=True), ramp_in_s=0.0))
+    np.testing.assert_allclose(np.abs(default), AMAX * 0.01 * 0.01, atol=1e-12)
+    explicit_off = first_step(
+        SafetyFilter(limits(accel=True), ramp_in_s=0.0, use_acceleration_limit=False)
+    )
+    np.testing.assert_allclose(np.abs(explicit_off), VMAX * 0.01, atol=1e-12)
+
+
 def test_report_fields_default_to_nothing_done():
     r = SafetyReport(True)
     assert r.clamped == () and r.rate_limited == () and not r.ramping and r.reason == ""

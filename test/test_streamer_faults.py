@@ -191,11 +191,11 @@ def _checkpoint(folder, joints):
     from robot_policy_ros.checkpoint_config import (
         CameraSpec,
         CheckpointConfig,
-        JointLimitsSpec,
         NormalizationStats,
     )
+    from robot_policy_ros.core.joint_limits import JointLimits
 
-    limits = JointLimitsSpec.uniform(len(joints), -1.0, 1.0, 0.5)
+    limits = JointLimits.uniform(joints, -1.0, 1.0, 0.5)
     cfg = CheckpointConfig(
         policy_type="mlp",
         joint_names=list(joints),

@@ -4,7 +4,11 @@ Sources and their constructors:
     * limits file / arm preset ``joints`` list: :meth:`JointLimits.from_dict` / ``from_yaml``;
     * checkpoint config (``{"lower": [...], "upper": [...], "max_velocity": [...],
       "max_acceleration": [...] | null}`` in the checkpoint's joint order):
-      :meth:`JointLimits.from_columns`;
+      :meth:`JointLimits.from_columns`, written by :meth:`JointLimits.to_columns`
+      (``CheckpointConfig.limits`` is a JointLimits named by the checkpoint's joints);
+    * limits estimated from demonstrations: ``data.stats.estimate_limits`` (returns one);
+    * the same limits for every joint (an untrained checkpoint's placeholder):
+      :meth:`JointLimits.uniform`;
     * sim arm config: :meth:`JointLimits.from_columns` with its arrays
       (``ArmConfig.joint_limits``);
     * a robot's limits for some joints, in either form (training's ``--limits-file`` or the
@@ -16,7 +20,9 @@ Rules (the same everywhere):
     * ``max_acceleration`` is optional, but given for all joints or none; a null value means
       "absent"; a given one is finite and > 0;
     * numbers are real numbers; a YAML boolean or a string is refused, not read as 0/1 or
-      parsed;
+      parsed (also by the constructor: no bool, string or object arrays);
+    * the columns form has exactly its keys: an unknown one (a misspelt ``max_acceleration``)
+      is refused, not ignored; each column lists one value per joint;
     * errors are :class:`JointLimitsError` (a ValueError) naming the joint and the field.
 
 No torch, no rclpy: importable by the streamer, the launch helpers and the sim alike.
@@ -31,7 +37,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["JointLimits", "JointLimitsError"]
+__all__ = ["COLUMNS", "JointLimits", "JointLimitsError"]
+
+#: Keys of the per-joint columns form (:meth:`JointLimits.from_columns`), required first.
+COLUMNS = ("lower", "upper", "max_velocity", "max_acceleration")
 
 
 class JointLimitsError(ValueError):
@@ -59,11 +68,21 @@ class JointLimitsError(ValueError):
         self.problem = problem or message
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters (hostile input must not make huge messages)."""
+    text = repr(value) if not isinstance(value, np.ndarray) else f"array of shape {value.shape}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _as_vector(name: str, value: Any, n: int) -> np.ndarray:
+    # Real numbers only, as in the parsers: numpy would read True as 1.0 and "1.5" as 1.5.
     try:
-        arr = np.array(value, dtype=np.float64)
+        raw = np.asarray(value)
     except (TypeError, ValueError):
-        raise ValueError(f"JointLimits.{name} is not numeric: {value!r}") from None
+        raw = None
+    if raw is None or raw.dtype.kind not in "iuf":
+        raise ValueError(f"JointLimits.{name} must hold real numbers, got {_short(value)}")
+    arr = np.array(raw, dtype=np.float64)
     if arr.shape != (n,):
         raise ValueError(
             f"JointLimits.{name} has shape {arr.shape}, expected ({n},) (one per joint)"
@@ -87,9 +106,14 @@ class JointLimits:
     max_acceleration: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        names = tuple(str(n) for n in self.names)
+        if isinstance(self.names, str):
+            raise ValueError(f"JointLimits.names must be a sequence of names, got {self.names!r}")
+        names = tuple(self.names)
         if not names:
             raise ValueError("JointLimits needs at least one joint")
+        bad_names = [n for n in names if not isinstance(n, str) or not n]
+        if bad_names:
+            raise ValueError(f"JointLimits: joint names must be non-empty strings, got {bad_names}")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"JointLimits: duplicate joint names {dupes}")
@@ -177,7 +201,7 @@ class JointLimits:
                 )
             if name in names:
                 raise JointLimitsError(
-                    f"joint limits: joint '{name}' is listed twice",
+                    f"joint limits: duplicate joint '{name}' (listed twice)",
                     index=k,
                     joint=name,
                     key="name",
@@ -256,27 +280,50 @@ class JointLimits:
         """Build from per-joint lists in ``names`` order (the checkpoint config's form).
 
         ``data`` has ``lower``, ``upper``, ``max_velocity`` and optionally
-        ``max_acceleration`` (a list, or null for "absent"), each with one entry per name.
-        Raises ValueError naming what is wrong (the same rules as :meth:`from_dict`).
+        ``max_acceleration`` (a list, or null for "absent"), each with one entry per name,
+        and no other keys (a misspelt ``max_acceleration`` must not silently mean "none").
+        Raises :class:`JointLimitsError` naming what is wrong (the same rules as
+        :meth:`from_dict`).
         """
         if not isinstance(data, Mapping):
-            raise ValueError("joint limits must be a mapping of per-joint lists")
+            raise JointLimitsError(
+                f"joint limits must be a mapping of per-joint lists, got {_short(data)}",
+                problem="must be a mapping of per-joint lists",
+            )
         names = [str(n) for n in names]
         n = len(names)
-        missing = [k for k in ("lower", "upper", "max_velocity") if data.get(k) is None]
+        unknown = sorted(str(k) for k in data if k not in COLUMNS)
+        if unknown:
+            raise JointLimitsError(
+                f"joint limits: unknown keys {unknown} (expected {list(COLUMNS)})",
+                key=unknown[0],
+                problem=f"is not a limits key (expected one of {list(COLUMNS)})",
+            )
+        missing = [k for k in COLUMNS[:3] if data.get(k) is None]
         if missing:
-            raise ValueError(f"joint limits lack {missing}")
+            raise JointLimitsError(
+                f"joint limits lack {missing}", key=missing[0], problem="is missing"
+            )
         columns: dict[str, Any] = {}
-        for key in ("lower", "upper", "max_velocity", "max_acceleration"):
+        for key in COLUMNS:
             value = data.get(key)
             if value is None:
                 continue
-            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-                value = np.asarray(value).tolist()
-            if not isinstance(value, list | tuple) or len(value) != n:
-                raise ValueError(
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            if not isinstance(value, list | tuple):
+                raise JointLimitsError(
+                    f"joint limits: '{key}' must be a list of {n} numbers (one per joint "
+                    f"{names}), got {_short(value)}",
+                    key=key,
+                    problem=f"must be a list of {n} numbers, got {_short(value)}",
+                )
+            if len(value) != n:
+                raise JointLimitsError(
                     f"joint limits: '{key}' must list {n} values (one per joint {names}), "
-                    f"got {value!r}"
+                    f"got {len(value)}",
+                    key=key,
+                    problem=f"must list {n} values (one per joint), got {len(value)}",
                 )
             columns[key] = value
         joints = []
@@ -285,6 +332,56 @@ class JointLimits:
             entry["name"] = name
             joints.append(entry)
         return cls.from_dict({"joints": joints})
+
+    def to_columns(self) -> dict[str, Any]:
+        """The :meth:`from_columns` form, as a checkpoint's ``config.json`` stores it
+        (``max_acceleration`` null when absent); round-trips with ``self.names``."""
+        return {
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
+            "max_velocity": self.max_velocity.tolist(),
+            "max_acceleration": (
+                None if self.max_acceleration is None else self.max_acceleration.tolist()
+            ),
+        }
+
+    @classmethod
+    def uniform(
+        cls,
+        names: Sequence[str],
+        lower: float = -3.14,
+        upper: float = 3.14,
+        max_velocity: float = 2.0,
+        max_acceleration: float | None = None,
+    ) -> JointLimits:
+        """The same limits for every joint of ``names``.
+
+        The defaults (+-3.14 rad, 2 rad/s, no acceleration limit) are the placeholder limits
+        of an untrained checkpoint (``robot-policy init-checkpoint``, a LeRobot import without
+        ``--limits``); a real robot needs its own.
+        """
+        given = {"lower": lower, "upper": upper, "max_velocity": max_velocity}
+        if max_acceleration is not None:
+            given["max_acceleration"] = max_acceleration
+        for key, value in given.items():
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise JointLimitsError(
+                    f"JointLimits.uniform: {key} must be a number, got {value!r}",
+                    key=key,
+                    problem=f"must be a number, got {value!r}",
+                )
+        k = len(names)
+        return cls(
+            names=tuple(names),
+            lower=np.full(k, lower, dtype=np.float64),
+            upper=np.full(k, upper, dtype=np.float64),
+            max_velocity=np.full(k, max_velocity, dtype=np.float64),
+            max_acceleration=(
+                None if max_acceleration is None else np.full(k, max_acceleration, dtype=np.float64)
+            ),
+        )
 
     @classmethod
     def from_mapping(cls, data: Any, names: Sequence[str]) -> JointLimits:

@@ -74,8 +74,9 @@ class SafetyFilter:
         limits: joint limits, in the order of the target vectors.
         ramp_in_s: time over which the velocity limit rises from 0 to full after
             :meth:`start` (0 disables the ramp).
-        use_acceleration_limit: also limit velocity changes by ``limits.max_acceleration``
-            (ValueError if the limits have none).
+        use_acceleration_limit: also limit velocity changes by ``limits.max_acceleration``.
+            None (the default): on when the limits carry ``max_acceleration``, off when they
+            do not; True: on (ValueError if the limits have none); False: off.
         bring_in_velocity: top speed (joint units/s) of a joint that is outside its limits,
             moving inside (see the module docstring); finite and > 0.
 
@@ -91,7 +92,7 @@ class SafetyFilter:
         self,
         limits: JointLimits,
         ramp_in_s: float = 2.0,
-        use_acceleration_limit: bool = False,
+        use_acceleration_limit: bool | None = None,
         bring_in_velocity: float = 0.1,
     ) -> None:
         if not (math.isfinite(ramp_in_s) and ramp_in_s >= 0.0):
@@ -99,7 +100,9 @@ class SafetyFilter:
         if not (math.isfinite(bring_in_velocity) and bring_in_velocity > 0.0):
             raise ValueError(f"bring_in_velocity must be finite and > 0, got {bring_in_velocity!r}")
         self.bring_in_velocity = float(bring_in_velocity)
-        if use_acceleration_limit and limits.max_acceleration is None:
+        if use_acceleration_limit is None:
+            use_acceleration_limit = limits.max_acceleration is not None
+        elif use_acceleration_limit and limits.max_acceleration is None:
             raise ValueError(
                 "use_acceleration_limit=True needs max_acceleration for every joint in the limits"
             )

@@ -4,12 +4,13 @@
   (non-padding) action targets, in the checkpoint's JSON form
   ``{"state": {"mean": [...], "std": [...], "min": [...], "max": [...]}, "action": {...}}``.
 - :func:`estimate_limits` gives the limits stored with a checkpoint (the command streamer's
-  safety filter enforces them): position limits are the demonstrated range (measured and
+  safety filter enforces them), as the one limits type ``JointLimits``
+  (core/joint_limits.py): position limits are the demonstrated range (measured and
   commanded) widened by ``margin_frac`` of the range plus ``margin_abs`` on each side;
   velocity limits are ``velocity_margin`` times the fastest demonstrated joint speed (or
   the user's ``max_velocity``). Neither ever exceeds the robot's own limits when given;
-  those are read by the one parser with the one set of rules, ``JointLimits``
-  (core/joint_limits.py).
+  those are read by the one parser with the one set of rules, ``JointLimits``. It is the
+  only estimator of limits from demonstrations in the package.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def estimate_limits(
     min_velocity: float = 0.05,
     max_velocity: float | Sequence[float] | None = None,
     robot_limits: JointLimits | Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> JointLimits:
     """Joint limits for the checkpoint from demonstrations.
 
     Args:
@@ -111,8 +112,9 @@ def estimate_limits(
         ValueError: no positions, empty estimated limits, or robot limits that break the
             JointLimits rules; KeyError: robot limits lacking some of ``joint_names``.
 
-    Returns ``{"lower", "upper", "max_velocity", "max_acceleration": None}`` (per-joint lists)
-    plus ``"joints"`` in the JointLimits dict schema for the YAML ``limits_file``.
+    Returns the limits as a :class:`JointLimits` named by ``joint_names`` (no acceleration
+    limit: demonstrations do not bound it); ``to_columns()`` is the checkpoint's form,
+    ``to_dict()`` the YAML ``limits_file``'s.
     """
     n = len(joint_names)
     arrays = [np.asarray(p, dtype=np.float64).reshape(-1, n) for p in positions]
@@ -142,21 +144,7 @@ def estimate_limits(
     bad = np.flatnonzero(lower >= upper)
     if bad.size:
         raise ValueError(f"estimated limits are empty for joints {[joint_names[i] for i in bad]}")
-    return {
-        "lower": lower.tolist(),
-        "upper": upper.tolist(),
-        "max_velocity": vel.tolist(),
-        "max_acceleration": None,
-        "joints": [
-            {
-                "name": name,
-                "lower": float(lower[i]),
-                "upper": float(upper[i]),
-                "max_velocity": float(vel[i]),
-            }
-            for i, name in enumerate(joint_names)
-        ],
-    }
+    return JointLimits(names=tuple(joint_names), lower=lower, upper=upper, max_velocity=vel)
 
 
 def _robot_limits_for(

@@ -43,7 +43,7 @@ def cmd_import_lerobot(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise ValueError(f"--out {out} exists and is not empty (use --force to overwrite)")
-    limits = read_limits(args.limits, len(joints)) if args.limits else None
+    limits = read_limits(args.limits, joints) if args.limits else None
     path = import_lerobot(
         args.source,
         out,

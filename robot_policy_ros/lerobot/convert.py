@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint_config import CameraSpec, JointLimitsSpec, NormalizationStats
+from robot_policy_ros.checkpoint_config import CameraSpec, NormalizationStats
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.lerobot.act import (
     act_hyperparameters,
     deployment_defaults,
@@ -138,11 +139,12 @@ def image_normalization(src: LeRobotSource, names: dict[str, str]) -> dict[str, 
     return out
 
 
-def read_limits(path: str | None, n: int) -> JointLimitsSpec:
-    """``--limits FILE``: JSON {"lower", "upper", "max_velocity"[, "max_acceleration"]}, joint
-    order, ROS units. None: +-3.14 rad and 2 rad/s for every joint."""
+def read_limits(path: str | None, joints: Sequence[str]) -> JointLimits:
+    """``--limits FILE``: JSON {"lower", "upper", "max_velocity"[, "max_acceleration"]}, in
+    the order of ``joints``, ROS units (:meth:`JointLimits.from_columns`, its rules). None:
+    +-3.14 rad and 2 rad/s for every joint (:meth:`JointLimits.uniform`)."""
     if path is None:
-        return JointLimitsSpec.uniform(n)
+        return JointLimits.uniform(joints)
     import json
 
     p = Path(path).expanduser()
@@ -150,7 +152,10 @@ def read_limits(path: str | None, n: int) -> JointLimitsSpec:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"--limits {p}: cannot read JSON: {exc}") from None
-    return JointLimitsSpec.from_dict(data, n)
+    try:
+        return JointLimits.from_columns(joints, data)
+    except ValueError as exc:
+        raise ValueError(f"--limits {p}: {exc}") from None
 
 
 def joints_from_dataset_info(path: str | Path) -> list[str]:
@@ -179,7 +184,7 @@ def import_lerobot(
     joints: Sequence[str],
     fps: float | None = None,
     cameras: str | None = None,
-    limits: JointLimitsSpec | None = None,
+    limits: JointLimits | None = None,
     units: str | None = None,
 ) -> Path:
     """Convert a LeRobot ``pretrained_model`` folder into a project checkpoint at ``out_dir``.
@@ -221,7 +226,7 @@ def import_lerobot(
     except ValueError as exc:
         raise LeRobotImportError(f"config.json: cannot be run here: {exc}") from None
     stats = normalization_stats(src, joints, scale, offset)
-    lim = limits if limits is not None else JointLimitsSpec.uniform(len(joints))
+    lim = limits if limits is not None else JointLimits.uniform(joints)
     policy = build_policy(config, stats=stats, limits=lim, seed=0)
     own = policy.state_dict()
     for key in own:

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from robot_policy_ros.checkpoint_config import JointLimitsSpec, NormalizationStats
+from robot_policy_ros.checkpoint_config import NormalizationStats
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.config import PolicyConfig
 from robot_policy_ros.policies.normalize import Normalizer
 from robot_policy_ros.policies.vision import ImageNormalize
@@ -70,6 +71,18 @@ def check_device_dtype(device: str | torch.device, dtype: torch.dtype) -> torch.
     return dev
 
 
+def _check_limits(limits: JointLimits, joint_names: list[str] | tuple[str, ...]) -> JointLimits:
+    """``limits`` if they are a JointLimits for exactly ``joint_names`` (ValueError if not)."""
+    if not isinstance(limits, JointLimits):
+        raise TypeError(f"limits must be a JointLimits, got {type(limits).__name__}")
+    if limits.names != tuple(joint_names):
+        raise ValueError(
+            f"limits are for joints {list(limits.names)}, the policy has {list(joint_names)} "
+            "(same names, same order)"
+        )
+    return limits
+
+
 @dataclass
 class Observation:
     """One observation in the checkpoint's conventions.
@@ -96,7 +109,7 @@ class Policy(nn.Module):
         self,
         config: PolicyConfig,
         stats: NormalizationStats | None = None,
-        limits: JointLimitsSpec | None = None,
+        limits: JointLimits | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
@@ -105,10 +118,10 @@ class Policy(nn.Module):
                 f"got {type(config).__name__}"
             )
         self.config = config
-        n = config.num_joints
-        self.limits = limits if limits is not None else JointLimitsSpec.uniform(n)
-        if self.limits.num_joints != n:
-            raise ValueError(f"limits have {self.limits.num_joints} joints, config has {n}")
+        self.limits = _check_limits(
+            limits if limits is not None else JointLimits.uniform(config.joint_names),
+            config.joint_names,
+        )
         if stats is None:
             stats = NormalizationStats.from_limits(self.limits)
         self.normalizer = Normalizer(stats, self.state_norm_mode, self.action_norm_mode)
@@ -209,13 +222,10 @@ class Policy(nn.Module):
         """Use new normalisation statistics (e.g. computed from the training set)."""
         self.normalizer.set_stats(stats)
 
-    def set_limits(self, limits: JointLimitsSpec) -> None:
-        """Joint limits stored with the checkpoint (used by the command streamer)."""
-        if limits.num_joints != self.num_joints:
-            raise ValueError(
-                f"limits have {limits.num_joints} joints, policy has {self.num_joints}"
-            )
-        self.limits = limits
+    def set_limits(self, limits: JointLimits) -> None:
+        """Joint limits stored with the checkpoint (used by the command streamer); named by
+        the policy's joints, in its order."""
+        self.limits = _check_limits(limits, self.joint_names)
 
     def to_runtime(self, device: str | torch.device = "cpu", dtype: Any = None) -> Policy:
         """Move to ``device`` and run the network in ``dtype`` (half only on CUDA)."""

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_policy_ros.checkpoint_config import JointLimitsSpec, NormalizationStats
+from robot_policy_ros.checkpoint_config import NormalizationStats
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Policy
 from robot_policy_ros.policies.config import DiffusionConfig
 from robot_policy_ros.policies.vision import SpatialSoftmax, build_backbone, crop_images
@@ -223,7 +224,7 @@ class DiffusionPolicy(Policy):
         self,
         config: DiffusionConfig,
         stats: NormalizationStats | None = None,
-        limits: JointLimitsSpec | None = None,
+        limits: JointLimits | None = None,
     ) -> None:
         super().__init__(config, stats, limits)
         from diffusers import DDIMScheduler, DDPMScheduler

@@ -11,10 +11,10 @@ import torch
 from robot_policy_ros.checkpoint_config import (
     POLICY_TYPES,
     CameraSpec,
-    JointLimitsSpec,
     NormalizationStats,
     as_camera_specs,
 )
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Policy
 from robot_policy_ros.policies.config import CONFIG_CLASSES, PolicyConfig
 
@@ -61,7 +61,7 @@ def make_config(
 def build_policy(
     config: PolicyConfig,
     stats: NormalizationStats | None = None,
-    limits: JointLimitsSpec | None = None,
+    limits: JointLimits | None = None,
     seed: int | None = None,
 ) -> Policy:
     """Instantiate the family of ``config``; ``seed`` makes the random init deterministic
@@ -81,7 +81,7 @@ def make_policy(
     fps: float = 50.0,
     *,
     stats: NormalizationStats | None = None,
-    limits: JointLimitsSpec | None = None,
+    limits: JointLimits | None = None,
     seed: int | None = None,
     **overrides: Any,
 ) -> Policy:
@@ -93,7 +93,8 @@ def make_policy(
         cameras: {name: (H, W)} (or CameraSpec list).
         fps: control rate of the action chunk.
         stats: normalisation statistics (default: derived from ``limits``).
-        limits: joint limits stored with the checkpoint (default +-3.14 rad, 2 rad/s).
+        limits: joint limits stored with the checkpoint, a JointLimits named by
+            ``joint_names`` (default: JointLimits.uniform, +-3.14 rad, 2 rad/s).
         seed: deterministic random init.
         **overrides: config fields, e.g. ``chunk_size=20, d_model=256``.
     """

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_policy_ros.checkpoint_config import JointLimitsSpec, NormalizationStats
+from robot_policy_ros.checkpoint_config import NormalizationStats
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Policy
 from robot_policy_ros.policies.config import MLPConfig
 from robot_policy_ros.policies.vision import build_backbone
@@ -30,7 +31,7 @@ class MLPPolicy(Policy):
         self,
         config: MLPConfig,
         stats: NormalizationStats | None = None,
-        limits: JointLimitsSpec | None = None,
+        limits: JointLimits | None = None,
     ) -> None:
         super().__init__(config, stats, limits)
         c = config

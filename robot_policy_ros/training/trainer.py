@@ -465,7 +465,7 @@ class RunLog:
 def _policy_api():
     """The policy factory and checkpoint functions (H-policies' modules, imported lazily)."""
     from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
-    from robot_policy_ros.checkpoint_config import JointLimitsSpec, NormalizationStats
+    from robot_policy_ros.checkpoint_config import NormalizationStats
     from robot_policy_ros.policies.factory import make_config, make_policy
 
     return {
@@ -474,7 +474,6 @@ def _policy_api():
         "load_checkpoint": load_checkpoint,
         "save_checkpoint": save_checkpoint,
         "NormalizationStats": NormalizationStats,
-        "JointLimitsSpec": JointLimitsSpec,
     }
 
 
@@ -654,9 +653,6 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
     )
     j = len(joint_names)
     stats_obj = api["NormalizationStats"].from_dict(stats, j)
-    limits_obj = api["JointLimitsSpec"].from_dict(
-        {k: limits[k] for k in ("lower", "upper", "max_velocity", "max_acceleration")}, j
-    )
     if resumed is None:
         policy = api["make_policy"](
             config.policy,
@@ -664,7 +660,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
             {c: image_size for c in cameras},
             fps,
             stats=stats_obj,
-            limits=limits_obj,
+            limits=limits,
             seed=config.seed,
             **overrides,
         )
@@ -744,7 +740,8 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
                     "failed_bags": report.failed,
                     "warnings": report.warnings[:200],
                     "normalization": stats,
-                    "limits": limits,
+                    # The checkpoint's columns and the limits_file's joints list.
+                    "limits": {**limits.to_columns(), **limits.to_dict()},
                 },
                 indent=1,
             )
