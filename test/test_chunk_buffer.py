@@ -393,7 +393,9 @@ def test_action_is_none_exactly_when_uncovered_and_within_chunk_value_range(chun
     covering = [
         (c, t_obs, fps)
         for c, t_obs, fps in chunks
-        if t_obs - 1e-9 <= t <= t_obs + max(len(c) - 1, 1) / fps + 1e-9
+        # The buffer's own form of the TIME_EPS tolerance (t + eps >= start, end + eps >= t):
+        # written as t >= start - eps, the two differ by float rounding at the boundary.
+        if t + 1e-9 >= t_obs and t_obs + max(len(c) - 1, 1) / fps + 1e-9 >= t
     ]
     a = buf.action_at(t)
     if not covering:
