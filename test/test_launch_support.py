@@ -663,12 +663,34 @@ def test_the_four_launch_files_exist():
     }
 
 
-def test_launch_support_imports_no_ros_at_module_level():
-    tree = ast.parse((REPO / "robot_policy_ros" / "launch_support.py").read_text())
-    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    modules = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
-    modules |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module}
-    assert not modules & {"launch", "launch_ros", "rclpy", "ament_index_python"}
+LAUNCH_SUPPORT_MODULES = sorted((REPO / "robot_policy_ros" / "launch_support").glob("*.py"))
+ROS_MODULES = {"launch", "launch_ros", "rclpy", "ament_index_python"}
+
+
+def _imported_roots(nodes: Iterator[ast.AST]) -> set[str]:
+    imports = [n for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
+    roots = {a.name.split(".")[0] for n in imports if isinstance(n, ast.Import) for a in n.names}
+    return roots | {
+        n.module.split(".")[0] for n in imports if isinstance(n, ast.ImportFrom) and n.module
+    }
+
+
+@pytest.mark.parametrize(
+    "path", LAUNCH_SUPPORT_MODULES, ids=[p.name for p in LAUNCH_SUPPORT_MODULES]
+)
+def test_launch_support_imports_no_ros_at_module_level(path):
+    tree = ast.parse(path.read_text())
+    assert not _imported_roots(iter(tree.body)) & ROS_MODULES
+    if path.name != "glue.py":  # the launch_ros glue imports them inside its functions
+        assert not _imported_roots(ast.walk(tree)) & ROS_MODULES
+
+
+def test_launch_support_is_a_package_of_modules_by_concern():
+    names = {p.stem for p in LAUNCH_SUPPORT_MODULES}
+    assert {"__init__", "presets", "arguments", "plans", "glue"} <= names
+    assert not (REPO / "robot_policy_ros" / "launch_support.py").exists()
+    glue = ast.parse((REPO / "robot_policy_ros" / "launch_support" / "glue.py").read_text())
+    assert {"launch", "launch_ros"} <= _imported_roots(ast.walk(glue))
 
 
 def test_record_demos_with_the_package_recorder_in_the_sim(tmp_path):
