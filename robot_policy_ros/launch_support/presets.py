@@ -57,7 +57,7 @@ _MAX_CONTROL_RATE_HZ = 1000.0
 
 
 @dataclass(frozen=True)
-class JointSpec:
+class PresetJoint:
     """Limits of one joint, in joint units (rad or m)."""
 
     name: str
@@ -80,7 +80,7 @@ class JointSpec:
 
 
 @dataclass(frozen=True)
-class CameraSpec:
+class PresetCamera:
     """A camera the preset provides: the checkpoint's camera name and its image topic."""
 
     name: str
@@ -94,11 +94,11 @@ class ArmPreset:
     name: str
     description: str
     source: str
-    joints: tuple[JointSpec, ...]
+    joints: tuple[PresetJoint, ...]
     command_interface: str
     command_topic: str
     joint_states_topic: str
-    cameras: tuple[CameraSpec, ...]
+    cameras: tuple[PresetCamera, ...]
     control_rate_hz: float
     path: str = ""
 
@@ -154,7 +154,7 @@ def _unknown_keys(data: Mapping, allowed: Iterable[str], source: str, where: str
         )
 
 
-def _validate_joints(raw: Any, source: str) -> tuple[JointSpec, ...]:
+def _validate_joints(raw: Any, source: str) -> tuple[PresetJoint, ...]:
     """The preset's ``joints``: the preset's own layout checks (no unknown keys, every key
     written out, no null acceleration), then the limits by the one parser, ``JointLimits``
     (the streamer reads the same file with it), its errors named by preset field."""
@@ -193,7 +193,7 @@ def _validate_joints(raw: Any, source: str) -> tuple[JointSpec, ...]:
         raise PresetError(f"{_where(source, field)}{sep}{exc.problem}") from None
     acc = limits.max_acceleration
     return tuple(
-        JointSpec(
+        PresetJoint(
             name,
             float(limits.lower[i]),
             float(limits.upper[i]),
@@ -204,12 +204,12 @@ def _validate_joints(raw: Any, source: str) -> tuple[JointSpec, ...]:
     )
 
 
-def _validate_cameras(raw: Any, source: str) -> tuple[CameraSpec, ...]:
+def _validate_cameras(raw: Any, source: str) -> tuple[PresetCamera, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise PresetError(f"{_where(source, 'cameras')} must be a list of {{name, topic}}")
-    cams: list[CameraSpec] = []
+    cams: list[PresetCamera] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
         here = f"cameras[{i}]"
@@ -228,7 +228,7 @@ def _validate_cameras(raw: Any, source: str) -> tuple[CameraSpec, ...]:
         if name in seen:
             raise PresetError(f"{_where(source, f'{here}.name')}: camera '{name}' is listed twice")
         seen.add(name)
-        cams.append(CameraSpec(name, _topic(item["topic"], source, f"{here}.topic")))
+        cams.append(PresetCamera(name, _topic(item["topic"], source, f"{here}.topic")))
     return tuple(cams)
 
 
