@@ -42,7 +42,6 @@ from robot_policy_ros.launch_support.arguments import (
 from robot_policy_ros.launch_support.checkpoint_info import (
     CheckpointInfo,
     check_preset_matches_checkpoint,
-    checkpoint_config_path,
     limits_from_checkpoint,
     read_checkpoint_info,
     write_limits_file,
@@ -131,7 +130,6 @@ __all__ = [
     "bag_output_dir",
     "bag_record_cmd",
     "check_preset_matches_checkpoint",
-    "checkpoint_config_path",
     "dds_profile_env",
     "declare_arguments",
     "demo_record_topics",

@@ -1,12 +1,15 @@
 """What the launch needs from a checkpoint, and the check of a preset against it.
 
-The joint names, camera names and limits of the checkpoint's ``config.json``; the preset's
-joints must match them; with ``arm:=none`` the limits come from the checkpoint instead.
+The joint names, camera names and limits of the checkpoint's ``config.json``, read and
+validated by the package's one checkpoint config reader
+(:func:`robot_policy_ros.checkpoint_config.read_checkpoint_config`: ``json`` and ``numpy``,
+no torch), so the launch refuses exactly the checkpoints the policy_node would refuse, with
+the same message. The preset's joints must match the checkpoint's; with ``arm:=none`` the
+limits come from the checkpoint instead.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -16,13 +19,23 @@ from typing import Any
 
 import yaml
 
+from robot_policy_ros.checkpoint_config import (
+    CONFIG_FILE,
+    read_checkpoint_config,
+    resolve_checkpoint_dir,
+)
+from robot_policy_ros.checkpoint_files import CheckpointError
 from robot_policy_ros.launch_support.common import NO_PRESET, PresetError, PresetMismatchError
 from robot_policy_ros.launch_support.presets import ArmPreset
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """What the launch needs from a checkpoint's config.json (read with ``json`` only)."""
+    """What the launch needs from a checkpoint's config.json.
+
+    ``limits`` are in the ``limits_file`` schema (``JointLimits.from_dict``); None only in
+    an info built by hand (a checkpoint read from disk always has them).
+    """
 
     path: str
     joint_names: tuple[str, ...]
@@ -30,42 +43,27 @@ class CheckpointInfo:
     limits: dict[str, Any] | None = None
 
 
-def checkpoint_config_path(checkpoint: str | os.PathLike) -> Path:
-    """``<checkpoint>/config.json`` for a checkpoint directory; a .json path stays as is."""
-    path = Path(checkpoint).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise PresetError(
-            f"checkpoint {checkpoint}: no config.json found (expected a checkpoint directory "
-            "written by `robot-policy init-checkpoint` / training, or its config.json)"
-        )
-    return path
-
-
 def read_checkpoint_info(checkpoint: str | os.PathLike) -> CheckpointInfo:
-    """Read joint names, camera names and limits from the checkpoint's config.json."""
-    path = checkpoint_config_path(checkpoint)
+    """Joint names, camera names and limits of the checkpoint (a directory or its
+    config.json), by :func:`~robot_policy_ros.checkpoint_config.read_checkpoint_config`;
+    a checkpoint it refuses is a :class:`PresetError` with its message."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PresetError(f"checkpoint config {path}: cannot read it as JSON ({exc})") from exc
-    if not isinstance(data, Mapping):
-        raise PresetError(f"checkpoint config {path}: expected a JSON object")
-    names = data.get("joint_names")
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise PresetError(f"checkpoint config {path}: 'joint_names' must be a list of strings")
-    cams_raw = data.get("cameras") or []
-    cams: list[str] = []
-    for cam in cams_raw:
-        if isinstance(cam, Mapping) and isinstance(cam.get("name"), str):
-            cams.append(cam["name"])
-        elif isinstance(cam, str):
-            cams.append(cam)
-        else:
-            raise PresetError(f"checkpoint config {path}: bad camera entry {cam!r}")
-    limits = data.get("limits") if isinstance(data.get("limits"), Mapping) else None
-    return CheckpointInfo(str(path), tuple(names), tuple(cams), limits)
+        directory = resolve_checkpoint_dir(checkpoint)
+    except CheckpointError as exc:
+        raise PresetError(
+            f"{exc} (checkpoint:= takes a checkpoint directory written by "
+            "`robot-policy init-checkpoint` / training, or its config.json)"
+        ) from exc
+    try:
+        config = read_checkpoint_config(directory)
+    except CheckpointError as exc:
+        raise PresetError(str(exc)) from exc
+    return CheckpointInfo(
+        str(directory / CONFIG_FILE),
+        tuple(config.joint_names),
+        tuple(config.camera_names),
+        config.joint_limits_dict(),
+    )
 
 
 def check_preset_matches_checkpoint(
@@ -134,7 +132,7 @@ def limits_from_checkpoint(info: CheckpointInfo) -> dict[str, Any]:
     from robot_policy_ros.core.joint_limits import JointLimits
 
     try:
-        return JointLimits.from_columns(info.joint_names, lim).to_dict()
+        return JointLimits.from_dict(lim).to_dict()
     except ValueError as exc:
         raise PresetError(f"checkpoint config {info.path}: 'limits': {exc}") from None
 
