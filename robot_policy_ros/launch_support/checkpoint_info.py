@@ -3,9 +3,9 @@
 The joint names, camera names and limits of the checkpoint's ``config.json``, read and
 validated by the package's one checkpoint config reader
 (:func:`robot_policy_ros.checkpoint_config.read_checkpoint_config`: ``json`` and ``numpy``,
-no torch), so the launch refuses exactly the checkpoints the policy_node would refuse, with
-the same message. The preset's joints must match the checkpoint's; with ``arm:=none`` the
-limits come from the checkpoint instead.
+no torch), so the launch refuses exactly the ``config.json`` files the nodes refuse, with
+the same message (the weights file is the policy_node's to check). The preset's joints
+must match the checkpoint's; with ``arm:=none`` the limits come from the checkpoint instead.
 """
 
 from __future__ import annotations
