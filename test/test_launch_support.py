@@ -7,6 +7,7 @@ import ast
 import importlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -28,12 +29,14 @@ def make_checkpoint(
     folder: Path,
     joints: list[str] | None = None,
     cameras: tuple[str, ...] = ("front",),
-    limits: bool = True,
+    drop: tuple[str, ...] = (),
 ) -> Path:
-    """A checkpoint directory holding only the config.json the launch reads."""
+    """A checkpoint directory holding only the config.json the launch reads (a valid one:
+    the launch reads it with the package's checkpoint reader); ``drop`` leaves keys out."""
     joints = list(SIM_JOINTS if joints is None else joints)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(joints)
+    stats = {"mean": [0.0] * n, "std": [1.0] * n, "min": [-1.0] * n, "max": [1.0] * n}
     config = {
         "format_version": 1,
         "policy_type": "mlp",
@@ -42,14 +45,19 @@ def make_checkpoint(
         "fps": 10.0,
         "chunk_size": 10,
         "n_obs_steps": 1,
-    }
-    if limits:
-        config["limits"] = {
+        "limits": {
             "lower": [-1.0] * n,
             "upper": [1.0] * n,
             "max_velocity": [0.5] * n,
             "max_acceleration": None,
-        }
+        },
+        "normalization": {"state": stats, "action": stats},
+        "hyperparameters": {},
+        "provenance": {},
+        "weights": {},
+    }
+    for key in drop:
+        del config[key]
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
@@ -117,9 +125,36 @@ def test_missing_checkpoint_config_is_reported(tmp_path, sim_preset):
 
 
 def test_checkpoint_without_joint_names_is_reported(tmp_path, sim_preset):
-    (tmp_path / "config.json").write_text(json.dumps({"cameras": []}))
+    ckpt = make_checkpoint(tmp_path / "c", drop=("joint_names",))
     with pytest.raises(ls.PresetError, match="'joint_names'"):
-        ls.check_preset_matches_checkpoint(sim_preset, tmp_path)
+        ls.check_preset_matches_checkpoint(sim_preset, ckpt)
+
+
+def test_the_launch_refuses_what_the_checkpoint_reader_refuses(tmp_path, sim_preset):
+    """One reader: the launch stops on the checkpoint_config message, naming the file."""
+    from robot_policy_ros.checkpoint_config import read_checkpoint_config
+    from robot_policy_ros.checkpoint_files import CheckpointError
+
+    ckpt = make_checkpoint(tmp_path / "c")
+    config = json.loads((ckpt / "config.json").read_text())
+    config["limits"]["upper"][2] = -2.0  # below lower
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as reader:
+        read_checkpoint_config(ckpt)
+    with pytest.raises(ls.PresetError) as launch:
+        ls.check_preset_matches_checkpoint(sim_preset, ckpt)
+    assert str(launch.value) == str(reader.value)
+    assert str(ckpt / "config.json") in str(launch.value)
+
+
+def test_reading_checkpoint_info_does_not_import_torch():
+    code = (
+        "import sys; import robot_policy_ros.launch_support as ls; "
+        "from robot_policy_ros import checkpoint_config; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_limits_from_checkpoint_use_the_limits_file_schema(ckpt, tmp_path):
@@ -136,8 +171,13 @@ def test_limits_from_checkpoint_use_the_limits_file_schema(ckpt, tmp_path):
     assert yaml.safe_load(path.read_text()) == limits
 
 
-def test_limits_from_a_checkpoint_without_limits_ask_for_a_preset(tmp_path):
-    info = ls.read_checkpoint_info(make_checkpoint(tmp_path / "c", limits=False))
+def test_a_checkpoint_without_limits_is_refused_by_the_reader(tmp_path):
+    with pytest.raises(ls.PresetError, match=r"misses keys \['limits'\]"):
+        ls.read_checkpoint_info(make_checkpoint(tmp_path / "c", drop=("limits",)))
+
+
+def test_limits_from_an_info_without_limits_ask_for_a_preset():
+    info = ls.CheckpointInfo("/ckpt/config.json", tuple(SIM_JOINTS), ("front",))
     with pytest.raises(ls.PresetError, match="arm:=none needs them"):
         ls.limits_from_checkpoint(info)
 
@@ -663,12 +703,34 @@ def test_the_four_launch_files_exist():
     }
 
 
-def test_launch_support_imports_no_ros_at_module_level():
-    tree = ast.parse((REPO / "robot_policy_ros" / "launch_support.py").read_text())
-    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    modules = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
-    modules |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module}
-    assert not modules & {"launch", "launch_ros", "rclpy", "ament_index_python"}
+LAUNCH_SUPPORT_MODULES = sorted((REPO / "robot_policy_ros" / "launch_support").glob("*.py"))
+ROS_MODULES = {"launch", "launch_ros", "rclpy", "ament_index_python"}
+
+
+def _imported_roots(nodes: Iterator[ast.AST]) -> set[str]:
+    imports = [n for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
+    roots = {a.name.split(".")[0] for n in imports if isinstance(n, ast.Import) for a in n.names}
+    return roots | {
+        n.module.split(".")[0] for n in imports if isinstance(n, ast.ImportFrom) and n.module
+    }
+
+
+@pytest.mark.parametrize(
+    "path", LAUNCH_SUPPORT_MODULES, ids=[p.name for p in LAUNCH_SUPPORT_MODULES]
+)
+def test_launch_support_imports_no_ros_at_module_level(path):
+    tree = ast.parse(path.read_text())
+    assert not _imported_roots(iter(tree.body)) & ROS_MODULES
+    if path.name != "glue.py":  # the launch_ros glue imports them inside its functions
+        assert not _imported_roots(ast.walk(tree)) & ROS_MODULES
+
+
+def test_launch_support_is_a_package_of_modules_by_concern():
+    names = {p.stem for p in LAUNCH_SUPPORT_MODULES}
+    assert {"__init__", "presets", "arguments", "plans", "glue"} <= names
+    assert not (REPO / "robot_policy_ros" / "launch_support.py").exists()
+    glue = ast.parse((REPO / "robot_policy_ros" / "launch_support" / "glue.py").read_text())
+    assert {"launch", "launch_ros"} <= _imported_roots(ast.walk(glue))
 
 
 def test_record_demos_with_the_package_recorder_in_the_sim(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import setuptools
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = "robot_policy_ros"
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,12 @@ def test_package_xml_is_format_3_ament_python_with_runtime_deps():
         "python3-opencv",
     ):
         assert dep in deps, dep
+
+
+def test_every_source_folder_is_an_installed_package(setup_kwargs):
+    """A non-editable install copies only the packages find_packages lists: each folder of
+    modules (launch_support/ included, which the launch files import) must be one."""
+    packages = set(setup_kwargs["packages"])
+    folders = {p.parent.relative_to(ROOT) for p in (ROOT / PACKAGE_DIR).rglob("*.py")}
+    assert {".".join(f.parts) for f in folders} <= packages
+    assert "robot_policy_ros.launch_support" in packages
