@@ -51,6 +51,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 POLICY_TYPES = ("mlp", "act", "diffusion")
 IMAGE_ENCODINGS = ("rgb8",)
+#: How a camera frame was brought to the model's image size in training (policy_node applies
+#: the same): resize (stretch), crop (centre crop to the model's aspect ratio, then resize)
+#: or letterbox (pad with black to it, then resize).
+IMAGE_FITS = ("resize", "crop", "letterbox")
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
 # Checked before anything is allocated from these numbers (10^6 joints are refused here,
 # not by running out of memory while building the model).
@@ -126,6 +130,11 @@ class CameraSpec:
     height: int
     width: int
     encoding: str = "rgb8"
+    #: How training brought the camera's frames to (height, width) (IMAGE_FITS).
+    fit: str = "resize"
+    #: The camera's own frame size in the training data; 0 x 0: not recorded.
+    source_height: int = 0
+    source_width: int = 0
 
     def __post_init__(self) -> None:
         check_name(self.name, "camera name")
@@ -133,6 +142,26 @@ class CameraSpec:
             v = getattr(self, attr)
             if isinstance(v, bool) or not isinstance(v, int) or not 8 <= v <= 4096:
                 raise CheckpointError(f"camera {self.name!r}: {attr} must be an int in [8, 4096]")
+        if self.fit not in IMAGE_FITS:
+            raise CheckpointError(
+                f"camera {self.name!r}: fit {self.fit!r} is not one of {IMAGE_FITS}"
+            )
+        source = (self.source_height, self.source_width)
+        ok = all(not isinstance(v, bool) and isinstance(v, int) for v in source) and (
+            source == (0, 0) or all(1 <= v <= 8192 for v in source)
+        )
+        if not ok:
+            raise CheckpointError(
+                f"camera {self.name!r}: source_height/source_width must be ints in [1, 8192] "
+                f"(or both 0: not recorded), got {source}"
+            )
+
+    @property
+    def source_shape(self) -> tuple[int, int] | None:
+        """(height, width) of the camera's frames in training, or None if not recorded."""
+        if self.source_height == 0:
+            return None
+        return (self.source_height, self.source_width)
         if self.encoding not in IMAGE_ENCODINGS:
             raise CheckpointError(
                 f"camera {self.name!r}: encoding {self.encoding!r} not supported "
@@ -146,12 +175,17 @@ class CameraSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "height": self.height,
             "width": self.width,
             "encoding": self.encoding,
         }
+        if self.fit != "resize" or self.source_height:
+            out.update(
+                fit=self.fit, source_height=self.source_height, source_width=self.source_width
+            )
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> CameraSpec:
@@ -161,7 +195,8 @@ class CameraSpec:
         missing = {"name", "height", "width"} - set(data)
         if missing:
             raise CheckpointError(f"camera entry {data!r} misses keys {sorted(missing)}")
-        unknown = set(data) - {"name", "height", "width", "encoding"}
+        known = {"name", "height", "width", "encoding", "fit", "source_height", "source_width"}
+        unknown = set(data) - known
         if unknown:
             raise CheckpointError(f"camera entry has unknown keys {sorted(unknown)}")
         return cls(
@@ -169,6 +204,9 @@ class CameraSpec:
             height=data["height"],
             width=data["width"],
             encoding=data.get("encoding", "rgb8"),
+            fit=data.get("fit", "resize"),
+            source_height=data.get("source_height", 0),
+            source_width=data.get("source_width", 0),
         )
 
 

@@ -131,3 +131,40 @@ def test_garbage_compressed_data_is_clear_error():
 
 def test_supported_encodings_listed():
     assert set(SUPPORTED_ENCODINGS) >= {"rgb8", "bgr8", "mono8", "rgba8", "bgra8"}
+
+
+def test_fit_rgb_crop_keeps_the_centre_and_letterbox_pads():
+    from robot_policy_ros.core.images import fit_rgb
+
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, 20:60] = 200  # the centre square is bright, the sides dark
+    np.testing.assert_array_equal(fit_rgb(wide, (20, 20), "crop"), np.full((20, 20, 3), 200))
+    boxed = fit_rgb(wide, (40, 40), "letterbox")
+    assert boxed.shape == (40, 40, 3)
+    assert boxed[:10].max() == 0 and boxed[30:].max() == 0  # bars above and below
+    assert boxed[10:30, 10:30].min() == 200  # the frame, shrunk into the middle
+    stretched = fit_rgb(wide, (20, 20), "resize")
+    assert stretched.shape == (20, 20, 3) and stretched[:, 0].max() == 0
+
+
+def test_fit_for_camera_refuses_another_aspect_ratio_by_default():
+    from robot_policy_ros.core.images import ImageDecodeError, fit_for_camera
+
+    assert fit_for_camera("front", (480, 640), (96, 96), (240, 320), "crop") == "crop"
+    with pytest.raises(ImageDecodeError, match=r"gives 640x360 frames.*trained on 320x240"):
+        fit_for_camera("front", (360, 640), (96, 96), (240, 320), "crop")
+    with pytest.raises(ImageDecodeError, match="takes \\(model input\\) 96x96"):
+        fit_for_camera("front", (480, 640), (96, 96), None, "resize")
+    assert fit_for_camera("front", (360, 640), (96, 96), (240, 320), "crop", "letterbox") == (
+        "letterbox"
+    )
+
+
+def test_checkpoint_camera_records_fit_and_source_shape_round_trip():
+    from robot_policy_ros.checkpoint_config import CameraSpec
+
+    spec = CameraSpec("front", 96, 96, fit="crop", source_height=480, source_width=640)
+    assert CameraSpec.from_dict(spec.to_dict()) == spec
+    legacy = CameraSpec.from_dict({"name": "front", "height": 96, "width": 96})
+    assert legacy.fit == "resize" and legacy.source_shape is None
+    assert "fit" not in legacy.to_dict()  # old checkpoints keep their exact config.json

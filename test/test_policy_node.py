@@ -53,7 +53,7 @@ def test_chunks_from_remapped_camera_in_checkpoint_order_then_stop_when_stale(
     start_node, rclpy_context, checkpoint
 ):
     """One process: chunk format, remapped bgr8 camera, stale camera, camera returning."""
-    cameras = {"front": ("/arm/cam/color", (48, 64), "bgr8")}
+    cameras = {"front": ("/arm/cam/color", (48, 48), "bgr8")}  # the checkpoint's 1:1
     proc = _start(
         start_node,
         checkpoint,
@@ -115,6 +115,7 @@ def test_compressed_transport_and_mono_camera(start_node, rclpy_context, tmp_pat
         "image_transport:=compressed",
         "inference_trigger:=rate",
         "inference_rate_hz:=5.0",
+        "image_fit:=resize",  # 60x40 frames into 32x32 and 24x16: stretched on purpose
     )
     with FakeRobot(rclpy_context) as robot:
         pubs = {

@@ -196,3 +196,49 @@ def test_wrong_checkpoint_for_the_arm_refused_naming_both_sides(
     assert proc.proc.returncode == 1, proc.output()
     assert "does not fit this arm" in proc.output() and expected in proc.output(), proc.output()
     assert "active" not in proc.output().split("does not fit")[-1]
+
+
+@pytest.fixture(scope="module")
+def four_by_three_checkpoint(tmp_path_factory):
+    """Trained (as recorded in the checkpoint) on 64x48 (4:3) frames stretched to 32x32."""
+    from robot_policy_ros.checkpoint_config import CameraSpec
+
+    front = CameraSpec("front", 32, 32, fit="resize", source_height=48, source_width=64)
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt43") / "mlp", cameras=[front])
+
+
+def test_camera_of_other_aspect_ratio_refused_naming_both_shapes(
+    start_node, rclpy_context, four_by_three_checkpoint
+):
+    proc = _start(start_node, four_by_three_checkpoint)
+    cameras = {"front": ("front/image_raw", (36, 64), "rgb8")}  # 16:9
+    with FakeRobot(rclpy_context, cameras=cameras) as robot:
+        message = "gives 64x36 frames but the checkpoint was trained on 64x48"
+        assert proc.wait_for_output(message, 60.0), proc.output()
+        time.sleep(1.0)
+        assert robot.chunks == []
+        assert robot.wait_for(
+            lambda: "another aspect ratio" in robot.diagnostic_values("policy_node")["_message"],
+            5.0,
+        )
+        assert proc.proc.poll() is None
+
+
+def test_camera_of_trained_aspect_ratio_gets_the_recorded_transform(
+    start_node, rclpy_context, four_by_three_checkpoint
+):
+    proc = _start(start_node, four_by_three_checkpoint)
+    cameras = {"front": ("front/image_raw", (96, 128), "rgb8")}  # 4:3, another size
+    with FakeRobot(rclpy_context, cameras=cameras) as robot:
+        assert robot.wait_for(lambda: len(robot.chunks) >= 2, 60.0), proc.output()
+    assert "aspect ratio" not in proc.output()
+
+
+@pytest.mark.parametrize("fit", ["crop", "letterbox"])
+def test_image_fit_parameter_maps_another_aspect_ratio(
+    start_node, rclpy_context, four_by_three_checkpoint, fit
+):
+    proc = _start(start_node, four_by_three_checkpoint, f"image_fit:={fit}")
+    cameras = {"front": ("front/image_raw", (36, 64), "rgb8")}
+    with FakeRobot(rclpy_context, cameras=cameras) as robot:
+        assert robot.wait_for(lambda: len(robot.chunks) >= 2, 60.0), proc.output()

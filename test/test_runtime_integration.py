@@ -40,7 +40,7 @@ NARROW = {
         {"name": "elbow", "lower": -0.3, "upper": -0.1, "max_velocity": 0.5},
     ]
 }
-CAMERA = {"front": ("/arm/front/color", (48, 64), "bgr8")}
+CAMERA = {"front": ("/arm/front/color", (48, 48), "bgr8")}  # the checkpoint's aspect ratio
 # The controller's joint order is the limits file's: commands go out in it.
 CONTROLLER = [j["name"] for j in NARROW["joints"]]
 START_BY_NAME = dict(zip(JOINTS, START, strict=True))

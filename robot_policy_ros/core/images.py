@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from robot_policy_ros.checkpoint_config import IMAGE_FITS  # resize, crop, letterbox
+
 # encoding -> (channels, cv2 conversion to RGB applied after resizing, or None)
 _RAW_ENCODINGS: dict[str, tuple[int, int | None]] = {
     "rgb8": (3, None),
@@ -77,6 +79,87 @@ def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+#: Aspect ratios (width / height) closer than this, relatively, count as the same.
+ASPECT_TOLERANCE = 0.01
+
+
+def same_aspect(a: tuple[int, int], b: tuple[int, int], tol: float = ASPECT_TOLERANCE) -> bool:
+    """Do (height, width) shapes ``a`` and ``b`` have the same aspect ratio (within ``tol``)?"""
+    ra, rb = a[1] / a[0], b[1] / b[0]
+    return abs(ra - rb) <= tol * max(ra, rb)
+
+
+def fit_for_camera(
+    camera: str,
+    frame: tuple[int, int],
+    model: tuple[int, int],
+    trained_on: tuple[int, int] | None,
+    trained_fit: str,
+    chosen: str = "checkpoint",
+) -> str:
+    """The fit (IMAGE_FITS) to bring a camera's (height, width) ``frame`` to ``model``.
+
+    ``chosen`` "checkpoint": the transform training used (``trained_fit``), provided the
+    frame has the aspect ratio of the frames it was trained on (``trained_on``, or the
+    model's own shape where the checkpoint did not record them); any other aspect ratio is
+    refused, naming both shapes: stretching, cropping or padding it silently would show the
+    policy images unlike its training data. ``chosen`` one of IMAGE_FITS: that, always.
+
+    Raises:
+        ImageDecodeError: the aspect ratio differs and no transform was chosen.
+    """
+    if chosen != "checkpoint":
+        return chosen
+    reference = trained_on or model
+    if same_aspect(frame, reference):
+        return trained_fit
+    what = "was trained on" if trained_on else "takes (model input)"
+    raise ImageDecodeError(
+        f"camera '{camera}' gives {frame[1]}x{frame[0]} frames but the checkpoint {what} "
+        f"{reference[1]}x{reference[0]}, another aspect ratio; refused (set "
+        "image_fit:=resize, crop or letterbox to choose how to map them)"
+    )
+
+
+def fit_rgb(image: np.ndarray, size: tuple[int, int], fit: str = "resize") -> np.ndarray:
+    """Bring an (H, W[, C]) uint8 image to ``size`` = (height, width) by ``fit`` (IMAGE_FITS).
+
+    ``crop`` keeps the centre of the frame at the target aspect ratio (the sides or the top
+    and bottom are cut); ``letterbox`` keeps the whole frame and pads it with black to the
+    target aspect ratio; ``resize`` stretches. Same aspect ratio: all three are a resize.
+
+    Raises:
+        ImageDecodeError: unknown ``fit`` or a non-positive size.
+    """
+    height, width = _check_size(size)
+    if fit not in IMAGE_FITS:
+        raise ImageDecodeError(f"image fit {fit!r} is not one of {IMAGE_FITS}")
+    h, w = image.shape[:2]
+    if fit == "resize" or same_aspect((h, w), (height, width), tol=1e-9):
+        return resize_rgb(image, (height, width))
+    target = width / height
+    if fit == "crop":
+        if w / h > target:  # too wide: cut the sides
+            keep = max(1, round(h * target))
+            x0 = (w - keep) // 2
+            image = image[:, x0 : x0 + keep]
+        else:  # too tall: cut top and bottom
+            keep = max(1, round(w / target))
+            y0 = (h - keep) // 2
+            image = image[y0 : y0 + keep]
+        return resize_rgb(np.ascontiguousarray(image), (height, width))
+    # letterbox
+    if w / h > target:  # too wide: bars above and below
+        new_h, new_w = max(1, round(width * h / w)), width
+    else:  # too tall: bars left and right
+        new_h, new_w = height, max(1, round(height * w / h))
+    inner = resize_rgb(image, (new_h, new_w))
+    out = np.zeros((height, width, *image.shape[2:]), dtype=image.dtype)
+    y0, x0 = (height - new_h) // 2, (width - new_w) // 2
+    out[y0 : y0 + new_h, x0 : x0 + new_w] = inner
+    return out
+
+
 def raw_to_rgb(
     encoding: str,
     height: int,
@@ -85,6 +168,7 @@ def raw_to_rgb(
     data: Any,
     size: tuple[int, int] | None = None,
     is_bigendian: bool = False,
+    fit: str = "resize",
 ) -> np.ndarray:
     """Decode the fields of a ``sensor_msgs/Image`` into uint8 RGB of shape (H, W, 3).
 
@@ -94,7 +178,8 @@ def raw_to_rgb(
         height, width: image size in pixels.
         step: bytes per row (may include padding beyond ``width * channels``).
         data: the pixel buffer (bytes, bytearray, array.array('B') or a uint8 array).
-        size: (height, width) to resize to; None keeps the image size.
+        size: (height, width) to bring the frame to; None keeps the image size.
+        fit: how, when the aspect ratio differs (:data:`IMAGE_FITS`, see :func:`fit_rgb`).
         is_bigendian: the message's flag; irrelevant for the 8-bit encodings accepted here,
             named in the refusal of 16/32-bit encodings.
 
@@ -135,7 +220,7 @@ def raw_to_rgb(
     rows = buffer[: step * height].reshape(height, step)[:, :row_bytes]
     image = rows.reshape(height, width, channels) if channels > 1 else rows
     if size is not None:
-        image = resize_rgb(image, size)
+        image = fit_rgb(image, size, fit)
     if conversion is not None:
         image = cv2.cvtColor(image, conversion)
     elif np.may_share_memory(image, buffer):
@@ -224,12 +309,15 @@ def compressed_image_size(data: Any) -> tuple[str, int, int]:
     return fmt, width, height
 
 
-def compressed_to_rgb(data: Any, size: tuple[int, int] | None = None) -> np.ndarray:
+def compressed_to_rgb(
+    data: Any, size: tuple[int, int] | None = None, fit: str = "resize"
+) -> np.ndarray:
     """Decode JPEG/PNG bytes (``sensor_msgs/CompressedImage.data``) into uint8 RGB (H, W, 3).
 
     The header is read first (:func:`compressed_image_size`): other formats, truncated
     files and images over MAX_IMAGE_PIXELS are refused before the decoder allocates
-    anything, and the decoded size must equal the declared one.
+    anything, and the decoded size must equal the declared one. ``size`` and ``fit`` as in
+    :func:`raw_to_rgb`.
 
     Raises:
         ImageDecodeError: empty, non-PNG/JPEG, truncated, over-large or undecodable data.
@@ -250,7 +338,7 @@ def compressed_to_rgb(data: Any, size: tuple[int, int] | None = None) -> np.ndar
             f"{width}x{height}"
         )
     if size is not None:
-        image = resize_rgb(image, size)
+        image = fit_rgb(image, size, fit)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -71,6 +71,7 @@ class CameraStream:
     stamps: np.ndarray
     log_times: np.ndarray
     frames: np.ndarray
+    source_shape: tuple[int, int] = (0, 0)  # (H, W) as recorded, before the resize
 
 
 @dataclass
@@ -265,16 +266,14 @@ def decode_image(msg: Any, msgtype: str = "sensor_msgs/msg/Image") -> np.ndarray
     return np.ascontiguousarray(img)
 
 
-def resize_image(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize an (H, W, 3) image to ``size`` = (H, W) (area filter when shrinking)."""
-    if size is None or tuple(img.shape[:2]) == tuple(size):
+def resize_image(img: np.ndarray, size: tuple[int, int] | None, fit: str = "resize") -> np.ndarray:
+    """Bring an (H, W, 3) image to ``size`` = (H, W) by ``fit`` (core.images.fit_rgb, the
+    same transform policy_node applies at deployment); None keeps it."""
+    if size is None:
         return img
-    import cv2
+    from robot_policy_ros.core.images import fit_rgb
 
-    h, w = size
-    shrink = h <= img.shape[0] and w <= img.shape[1]
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(img, (int(w), int(h)), interpolation=interp)
+    return fit_rgb(img, size, fit)
 
 
 # -- episode reading -------------------------------------------------------------------
@@ -309,13 +308,15 @@ def read_episode(
     topics: TopicConfig = TopicConfig(),
     image_size: tuple[int, int] | None = None,
     joint_names: Sequence[str] | None = None,
+    image_fit: str = "resize",
 ) -> EpisodeRecording:
     """Read one episode bag: joint states, commands, camera frames and metadata.
 
     Args:
         path: bag directory.
         topics: which topics hold joint states, commands and cameras.
-        image_size: (H, W) every frame is resized to (None keeps the recorded size).
+        image_size: (H, W) every frame is brought to (None keeps the recorded size).
+        image_fit: how, where the aspect ratio differs (core.images.fit_rgb).
         joint_names: joint order of the arrays (default: the first joint_states message's).
 
     Raises BagReadError when the bag has no joint states or no camera.
@@ -368,6 +369,7 @@ def read_episode(
         cmd_msgs: list[tuple[float, np.ndarray]] = []
         traj_msgs: list[tuple[float, Any]] = []
         frames: dict[str, list[tuple[float, float, np.ndarray]]] = {n: [] for n in cam_names}
+        source_shapes: dict[str, tuple[int, int]] = {}
         conn_role: dict[int, tuple[str, str]] = {}
         for c in js_conns:
             conn_role[c.id] = ("js", "")
@@ -398,8 +400,9 @@ def read_episode(
                 if st == 0.0:
                     zero_stamps += 1
                     st = log_t
-                img = resize_image(decode_image(msg, conn.msgtype), image_size)
-                frames[cam].append((st, log_t, img))
+                img = decode_image(msg, conn.msgtype)
+                source_shapes.setdefault(cam, tuple(img.shape[:2]))
+                frames[cam].append((st, log_t, resize_image(img, image_size, image_fit)))
         if zero_stamps:
             warnings.append(f"{zero_stamps} messages had a zero header.stamp; used log time")
     finally:
@@ -477,6 +480,7 @@ def read_episode(
             stamps=np.asarray([f[0] for f in items], dtype=np.float64),
             log_times=np.asarray([f[1] for f in items], dtype=np.float64),
             frames=arr,
+            source_shape=source_shapes.get(cam, (0, 0)),
         )
     return EpisodeRecording(
         path=path,

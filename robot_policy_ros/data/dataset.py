@@ -74,6 +74,8 @@ class DatasetConfig:
         topics: topic names in the bags.
         max_state_gap_s / max_camera_lag_s: alignment tolerances.
         cache_dir: decoded-frame cache ("" disables it; None: :func:`default_cache_dir`).
+        image_fit: how frames of another aspect ratio than ``image_size`` are brought to it
+            (resize, crop, letterbox; recorded in the checkpoint, applied by policy_node).
     """
 
     image_size: tuple[int, int]
@@ -87,6 +89,7 @@ class DatasetConfig:
     max_state_gap_s: float = 0.1
     max_camera_lag_s: float = 0.1
     cache_dir: str | None = None
+    image_fit: str = "resize"
 
     def align_config(self, primary_camera: str | None = None) -> AlignConfig:
         return AlignConfig(
@@ -159,6 +162,7 @@ def cache_key(path: Path, config: DatasetConfig) -> str:
         "files": files,
         "episode_json": meta.stat().st_mtime_ns if meta.is_file() else None,
         "image_size": list(config.image_size),
+        "image_fit": config.image_fit,
         "cameras": list(config.cameras) if config.cameras else None,
         "joint_names": list(config.joint_names) if config.joint_names else None,
         "topics": asdict(config.topics),
@@ -190,6 +194,7 @@ def _save_recording(rec: EpisodeRecording, dest: Path) -> None:
             "joint_names": rec.joint_names,
             "command_source": rec.command_source,
             "cameras": {cam: s.topic for cam, s in rec.cameras.items()},
+            "source_shapes": {cam: list(s.source_shape) for cam, s in rec.cameras.items()},
             "metadata": rec.metadata,
             "clock_fit": list(rec.clock_fit),
             "warnings": rec.warnings,
@@ -217,6 +222,7 @@ def _load_recording(src: Path, mmap: bool = True) -> EpisodeRecording:
             stamps=arrays[f"stamps__{cam}"],
             log_times=arrays[f"log_times__{cam}"],
             frames=frames,
+            source_shape=tuple(meta.get("source_shapes", {}).get(cam, (0, 0))),
         )
     return EpisodeRecording(
         path=Path(meta["path"]),
@@ -251,6 +257,7 @@ def load_recording(path: str | Path, config: DatasetConfig) -> tuple[EpisodeReco
         topics=config.topics,
         image_size=tuple(config.image_size),
         joint_names=config.joint_names,
+        image_fit=config.image_fit,
     )
     if cache_root:
         try:

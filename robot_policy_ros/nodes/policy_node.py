@@ -51,7 +51,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_policy_ros.core.clock_jumps import JumpFilter, SystemClockWatch
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
-from robot_policy_ros.core.images import ImageDecodeError, compressed_to_rgb, raw_to_rgb
+from robot_policy_ros.core.images import (
+    ImageDecodeError,
+    compressed_image_size,
+    compressed_to_rgb,
+    fit_for_camera,
+    raw_to_rgb,
+)
 from robot_policy_ros.core.observation import ObservationGate
 from robot_policy_ros.core.observation_health import (
     JointStateError,
@@ -201,6 +207,11 @@ class PolicyNode(ManagedNode):
         self.joint_names = list(policy.joint_names)
         self.camera_names = list(policy.camera_names)
         self.image_shapes = dict(policy.image_shapes)
+        # How each camera's frames become the model's images: as in training (the checkpoint
+        # records the transform and the trained-on frame size), or as image_fit chooses.
+        self._trained_cameras = {c.name: c for c in policy.config.cameras}
+        self._image_fit = params["image_fit"]
+        self._fits: dict[tuple[str, int, int], str] = {}
         self.fps = float(policy.fps)
         self.chunk_span = (policy.chunk_size - 1) / self.fps
         self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
@@ -336,6 +347,27 @@ class PolicyNode(ManagedNode):
         self.state = "inactive"
 
     # -- callbacks: store references only ------------------------------------------------------
+
+    def _fit_for(self, camera: str, height: int, width: int) -> str:
+        """The image fit for this camera's frames of this size (cached; refusals raise)."""
+        key = (camera, int(height), int(width))
+        fit = self._fits.get(key)
+        if fit is None:
+            if height <= 0 or width <= 0:
+                raise ImageDecodeError(f"image has no pixels: height={height}, width={width}")
+            spec = self._trained_cameras[camera]
+            fit = fit_for_camera(
+                camera,
+                (int(height), int(width)),
+                (spec.height, spec.width),
+                spec.source_shape,
+                spec.fit,
+                self._image_fit,
+            )
+            if len(self._fits) > 64:
+                self._fits.clear()
+            self._fits[key] = fit
+        return fit
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -504,8 +536,11 @@ class PolicyNode(ManagedNode):
             for name, msg in gate.images.items():
                 size = self.image_shapes[name]
                 if isinstance(msg, CompressedImage):
-                    images[name] = compressed_to_rgb(msg.data, size)
+                    _fmt, width, height = compressed_image_size(msg.data)
+                    fit = self._fit_for(name, height, width)
+                    images[name] = compressed_to_rgb(msg.data, size, fit)
                 else:
+                    fit = self._fit_for(name, msg.height, msg.width)
                     images[name] = raw_to_rgb(
                         msg.encoding,
                         msg.height,
@@ -514,6 +549,7 @@ class PolicyNode(ManagedNode):
                         msg.data,
                         size,
                         bool(msg.is_bigendian),
+                        fit,
                     )
         except ImageDecodeError as exc:
             # The whole observation is dropped (never a partly decoded frame); the node keeps

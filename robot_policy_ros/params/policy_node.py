@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from robot_policy_ros.checkpoint_config import IMAGE_FITS
 from robot_policy_ros.core.observation_health import parse_camera_sizes
 from robot_policy_ros.core.params import ParamSpec
 
@@ -53,6 +54,16 @@ SPECS: list[ParamSpec] = [
         "beside it keyed by the weights' hash, CPU float32); auto: the faster of the two that "
         "is installed and matches torch within 1e-4, else torch.",
         choices=("auto", "torch", "onnxruntime"),
+    ),
+    ParamSpec(
+        "image_fit",
+        "checkpoint",
+        "How camera frames become the model's images. checkpoint: as in training (the "
+        "transform the checkpoint records), and a camera whose aspect ratio differs from the "
+        "frames it was trained on (or from the model input, where not recorded) is refused, "
+        "naming both shapes. resize (stretch), crop (centre crop) or letterbox (pad): that "
+        "transform, whatever the aspect ratio.",
+        choices=("checkpoint", *IMAGE_FITS),
     ),
     ParamSpec(
         "image_transport",

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint_config import IMAGE_FITS, POLICY_TYPES
 from robot_policy_ros.data.bag_reader import TopicConfig
 
 POLICIES = POLICY_TYPES  # the one list of families (checkpoint_config)
@@ -119,6 +119,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("policy")
     g.add_argument("--policy", choices=POLICIES, required=True)
     g.add_argument("--image-size", type=parse_image_size, default=(96, 96), help="HxW")
+    g.add_argument(
+        "--image-fit",
+        choices=IMAGE_FITS,
+        default="resize",
+        help="how camera frames of another aspect ratio than --image-size are mapped to it: "
+        "resize (stretch), crop (centre) or letterbox (pad); recorded in the checkpoint, "
+        "policy_node applies the same",
+    )
     g.add_argument("--chunk-size", type=int, default=None, help="actions per inference")
     g.add_argument(
         "--fps", type=float, default=None, help="action rate of a chunk (default: camera rate)"
@@ -188,6 +196,7 @@ def config_from_args(args: argparse.Namespace):
         val_fraction=args.val_fraction,
         seed=args.seed,
         image_size=tuple(args.image_size),
+        image_fit=args.image_fit,
         chunk_size=args.chunk_size,
         fps=args.fps,
         device=args.device,

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from robot_policy_ros.checkpoint_config import IMAGE_FITS, CameraSpec
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.data.bag_reader import TopicConfig, find_bags
 from robot_policy_ros.data.dataset import (
@@ -81,6 +82,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     image_size: tuple[int, int] = (96, 96)
+    image_fit: str = "resize"
     chunk_size: int | None = None
     fps: float | None = None
     device: str = "auto"
@@ -127,6 +129,16 @@ class TrainConfig:
             raise TrainingError("--image-size must be HxW with both at least 8")
         if self.action_source not in ("commands", "measured"):
             raise TrainingError("--action-source must be commands or measured")
+        if self.image_fit not in IMAGE_FITS:
+            raise TrainingError(f"--image-fit must be one of {', '.join(IMAGE_FITS)}")
+
+
+def _resumed_fit(policy: Any) -> str:
+    """The image fit a resumed checkpoint was trained with (one for all its cameras)."""
+    fits = {c.fit for c in policy.config.cameras}
+    if len(fits) != 1:
+        raise TrainingError(f"resuming needs one image fit for every camera, got {sorted(fits)}")
+    return fits.pop()
 
 
 @dataclass
@@ -569,6 +581,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         joint_names=tuple(config.joint_names) if config.joint_names else None,
         topics=config.topics,
         cache_dir=config.cache_dir,
+        image_fit=config.image_fit,
     )
 
     resumed = None
@@ -592,11 +605,22 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         cameras = list(config.cameras or sorted(first.cameras))
         image_size = tuple(config.image_size)
         fps = float(config.fps or _estimate_fps(first.cameras[cameras[0]].stamps))
+        # The checkpoint records how frames were mapped and from what size, so policy_node
+        # applies the same transform and refuses a camera of another aspect ratio.
+        camera_specs = [
+            CameraSpec(
+                name=c,
+                height=int(image_size[0]),
+                width=int(image_size[1]),
+                fit=config.image_fit,
+                source_height=int(first.cameras[c].source_shape[0]),
+                source_width=int(first.cameras[c].source_shape[1]),
+            )
+            for c in cameras
+        ]
     overrides = chunk_overrides(config.policy, config.chunk_size, config.overrides)
     if resumed is None:
-        policy_cfg = api["make_config"](
-            config.policy, joint_names, {c: image_size for c in cameras}, fps, **overrides
-        )
+        policy_cfg = api["make_config"](config.policy, joint_names, camera_specs, fps, **overrides)
         obs_deltas = list(policy_cfg.observation_delta_indices)
         act_deltas = list(policy_cfg.action_delta_indices)
     else:
@@ -614,6 +638,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         topics=config.topics,
         max_state_gap_s=config.max_state_gap_s,
         cache_dir=config.cache_dir,
+        image_fit=config.image_fit if resumed is None else _resumed_fit(resumed),
     )
     # Rank 0 decodes and caches first (in parallel processes on machines with cores to
     # spare); the other ranks then read the cache.
@@ -657,7 +682,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         policy = api["make_policy"](
             config.policy,
             joint_names,
-            {c: image_size for c in cameras},
+            camera_specs,
             fps,
             stats=stats_obj,
             limits=limits,
