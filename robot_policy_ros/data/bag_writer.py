@@ -414,8 +414,7 @@ class BagWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BagWriteError(
-                f"cannot create bag {self.path}: {_os_error_text(exc, self.path.parent)}"
-                f" (creating {self.path.parent})"
+                f"cannot create bag {self.path}: {_os_error_text(exc, self.path)}"
             ) from exc
         self._opened = threading.Event()
         self._opened_at = time.monotonic()
@@ -728,7 +727,7 @@ class BagWriter:
             st = os.stat(self._file)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise _BagGoneError(
-                f"{self._file} disappeared while recording ({describe_error(exc)}): the bag "
+                f"{self._file} disappeared while recording: {describe_error(exc)}; the bag "
                 "directory or the output folder was removed, renamed or replaced"
             ) from exc
         if (st.st_dev, st.st_ino) != self._identity:
@@ -796,7 +795,7 @@ class BagWriter:
         storage = writer.storage
         if storage is None:  # the storage closed; only metadata.yaml failed
             self._write_metadata_fallback()
-            return f"its {self.storage} file is complete but metadata.yaml could not be written"
+            return f"has a complete {self.storage} file but metadata.yaml could not be written"
         if self.storage == "sqlite3":
             with contextlib.suppress(Exception):
                 storage.conn.rollback()
@@ -883,12 +882,12 @@ class BagWriter:
                 writer.set_custom_data("write_error", reason)
                 writer.close()
                 self._sealed = True
-                how = f"its files are now in {moved_to}: the bag was closed there"
+                how = f"was moved to {moved_to} and closed there"
             except STORAGE_ERRORS as exc:
                 with contextlib.suppress(Exception):
                     writer.abort()
                 how = (
-                    f"its files are now in {moved_to} but could not be closed "
+                    f"was moved to {moved_to} but could not be closed there "
                     f"({describe_error(exc)}); `bag_recorder --recover {moved_to}` rebuilds it"
                 )
         else:
@@ -900,7 +899,7 @@ class BagWriter:
                     counts.failed += counts.written
                     counts.written = 0
             self.bytes_written = 0
-            how = f"the bag was deleted with it: the {lost} messages recorded in it are lost"
+            how = f"was deleted with it: the {lost} messages recorded in it are lost"
         self.outcome = how + (f"; {queued} still queued are lost" if queued else "")
         if announce:
             self._announce()
