@@ -9,7 +9,7 @@ logged and stored in the episode's ``episode.json`` when it closes.
 
 Episodes (one bag ``<output_dir>/episode_000123/`` each):
 - services ``~/start`` and ``~/stop`` (std_srvs/Trigger); ``~/status`` returns the counts
-  so far as JSON;
+  so far as JSON (and, per topic, the messages that arrived while no bag was open);
 - or the simulator's episode topic (``episode_topic``, std_msgs/String JSON with
   ``index, seed, success, elapsed_s, done``): a new index starts a bag, ``done`` closes it
   and stores ``success``. An episode already running for more than ``join_late_s`` when
@@ -138,6 +138,8 @@ SPECS: list[ParamSpec] = [
 _INFINITE_NS = 9223372036854775807
 #: How often the recorder publishes its status on /diagnostics (s); faults at once.
 DIAGNOSTICS_PERIOD_S = 1.0
+#: GIL switch interval of the recorder process (see main()).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _duration_ns(d: Any) -> int:
@@ -193,7 +195,7 @@ class BagRecorder(Node):
         self._lock = threading.Lock()
         self._writer: BagWriter | None = None
         self._episode: dict[str, Any] = {}
-        self._idle_received = 0
+        self._idle_received: dict[str, int] = {}  # per topic, while no bag was open
         self._episodes_done = 0
         self._ignored_episode: int | None = None
         self._episode_seen = False
@@ -307,7 +309,7 @@ class BagRecorder(Node):
         stamp = self.get_clock().now().nanoseconds
         writer = self._writer
         if writer is None:
-            self._idle_received += 1
+            self._idle_received[topic] = self._idle_received.get(topic, 0) + 1
             return
         writer.write(topic, data, stamp)
 
@@ -561,6 +563,7 @@ class BagRecorder(Node):
                 {t: c.as_dict() for t, c in writer.counts().items()} if writer is not None else {}
             ),
             "pending": writer.pending() if writer is not None else 0,
+            "idle_received": dict(self._idle_received),
             "write_errors": self._errors,
             "last_error": self._last_error,
             "error_active": self._error_active,
@@ -651,6 +654,12 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.utilities import remove_ros_args
 
     overrides, recover = parse_cli(remove_ros_args(argv)[1:])
+    # The writer thread copies megabytes per image while holding the GIL; with the default
+    # 5 ms switch interval the executor thread, which gives the GIL up and takes it back at
+    # every rcl call, waits up to 5 ms each time and falls far behind (measured by
+    # benchmarks/soak.py: ~20 executor cycles/s, most joint states lost). 0.5 ms as in
+    # command_streamer.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     # A file size limit (ulimit -f) then fails a write with EFBIG, which ends that bag
     # cleanly, instead of killing the recorder (SIGXFSZ's default) with the bag unclosed.
     if hasattr(signal, "SIGXFSZ"):
