@@ -243,3 +243,23 @@ def test_file_size_limit_at_open_is_refused_and_leaves_nothing(tmp_path: Path) -
     assert "cannot create bag" in report["open_error"]
     assert "File too large (EFBIG)" in report["open_error"]
     assert not bag.exists()
+
+
+def test_metadata_that_cannot_be_written_leaves_a_complete_mcap_and_says_so(
+    tmp_path: Path,
+) -> None:
+    bag = tmp_path / "bag"
+    writer, failed = _writer(bag)
+    for i in range(30):
+        writer.write(TOPIC, _string(f"m{i}"), 1_000 + i)
+    (bag / "metadata.yaml.tmp").mkdir()  # rosbags writes metadata.yaml through this name
+    stats = writer.close()
+
+    assert failed.is_set()
+    assert "Is a directory (EISDIR)" in stats.error and "cannot close" in stats.error
+    assert "all its messages" in stats.outcome and "--recover" in stats.outcome
+    assert stats.written == 30 and stats.lost == 0 and not stats.complete
+    assert _mcap_texts(bag) == [f"m{i}" for i in range(30)]  # the MCAP file is complete
+    shutil.rmtree(bag / "metadata.yaml.tmp")
+    assert recover_bag(bag)["recovered"] == 30
+    assert _texts(bag) == [f"m{i}" for i in range(30)]

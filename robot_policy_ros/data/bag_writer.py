@@ -777,6 +777,16 @@ class BagWriter:
         growth = self.bytes_written - self._durable.payload_bytes
         text = _os_error_text(exc, self._file, growth)
         self.error = f"cannot {stage} bag file {self._file}: {text}"
+        if writer.storage is None:  # the storage file closed complete; metadata.yaml failed
+            with self._lock:
+                self._failed = True
+            self._remove_metadata_tmp()
+            self.outcome = (
+                f"has a complete {self.storage} file with all its messages but no "
+                f"metadata.yaml; `bag_recorder --recover {self.path}` adds it"
+            )
+            self._announce()
+            return
         unflushed, queued = self._stop_accepting()
         self.bytes_written = self._durable.payload_bytes
         try:
@@ -793,9 +803,6 @@ class BagWriter:
         d = self._durable
         kept = f"the {d.messages} messages flushed before the error"
         storage = writer.storage
-        if storage is None:  # the storage closed; only metadata.yaml failed
-            self._write_metadata_fallback()
-            return f"has a complete {self.storage} file but metadata.yaml could not be written"
         if self.storage == "sqlite3":
             with contextlib.suppress(Exception):
                 storage.conn.rollback()
@@ -821,7 +828,7 @@ class BagWriter:
             writer.close()
         except STORAGE_ERRORS as exc:
             if writer.storage is None:  # storage closed, metadata.yaml failed
-                self._write_metadata_fallback()
+                self._remove_metadata_tmp()
                 return (
                     f"was cut back to {kept} and its {self.storage} file closed, but "
                     f"metadata.yaml could not be written ({describe_error(exc)}); "
@@ -853,7 +860,7 @@ class BagWriter:
         storage.channel_stats = {cid: d.channel_stats.get(cid, 0) for cid in storage.channel_stats}
         storage.message_start_time, storage.message_end_time = d.times
 
-    def _write_metadata_fallback(self) -> None:
+    def _remove_metadata_tmp(self) -> None:
         """Remove a half-written metadata.yaml.tmp (the real one is written atomically)."""
         with contextlib.suppress(OSError):
             (self.path / "metadata.yaml.tmp").unlink()
