@@ -13,12 +13,25 @@ Durability:
   therefore leaves a storage file whose complete part holds everything up to the last
   flush; :func:`recover_bag` turns such a partial bag back into a complete, readable one.
 
+Storage faults (disk full, file too large, I/O error, read-only or removed folder): the
+first ``OSError`` (or sqlite3 error) the storage raises, at open, while writing or at
+close, ends the bag. Nothing more is written to it; the bag is cut back to its last
+flush (the MCAP file is truncated there and closed with a valid summary and footer, the
+sqlite3 transaction is rolled back) and closed with metadata.yaml when the disk allows,
+else left for :func:`recover_bag`. Messages that were not flushed yet, were queued or
+arrive afterwards are counted as ``failed``; :attr:`BagWriter.error` names the file and
+the errno, :attr:`BagWriter.outcome` says what became of the bag, and ``on_error`` is
+called once (from the writer thread). A bag whose directory is deleted, renamed or
+replaced while it is written is ended the same way (checked at every flush and at close).
+
 Pure module: no rclpy import (QoS profiles are given as ``rosbags.interfaces.Qos``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
@@ -28,7 +41,8 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +69,65 @@ _INFINITE_NS = 9223372036854775807
 
 class BagWriteError(RuntimeError):
     """The bag could not be created or written."""
+
+
+#: What a storage raises when the disk or the file system fails it.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
+
+
+def describe_error(exc: BaseException) -> str:
+    """Short text of a storage error with its errno name: 'No space left on device (ENOSPC)'.
+
+    sqlite3 errors carry their SQLite error name instead ('SQLITE_FULL').
+    """
+    if isinstance(exc, OSError) and exc.errno:
+        name = errno.errorcode.get(exc.errno, f"errno {exc.errno}")
+        return f"{exc.strerror or os.strerror(exc.errno)} ({name})"
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", None)
+        return f"{exc} ({name})" if name else str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _likely_cause(folder: Path, growth: int = 0) -> str:
+    """For errors without an errno (SQLite's 'disk I/O error'): what the OS most likely said.
+
+    ``growth``: bytes the failed write was adding (the file size limit is checked with it).
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY and any(
+            f.stat().st_size + growth + 65536 > soft for f in folder.iterdir() if f.is_file()
+        ):
+            return (
+                f"{os.strerror(errno.EFBIG)} (EFBIG): a file reached this process's size limit "
+                f"(RLIMIT_FSIZE {soft} bytes)"
+            )
+        vfs = os.statvfs(folder)
+        if vfs.f_flag & os.ST_RDONLY:
+            return f"{os.strerror(errno.EROFS)} (EROFS)"
+        if vfs.f_bavail * vfs.f_frsize < 1024 * 1024:
+            return f"{os.strerror(errno.ENOSPC)} (ENOSPC)"
+    except (OSError, ImportError, ValueError):
+        pass
+    return ""
+
+
+def _os_error_text(exc: BaseException, path: Path, growth: int = 0) -> str:
+    """describe_error(), plus the file the OS named when it is not ``path`` itself."""
+    text = describe_error(exc)
+    name = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and name and Path(name) != path:
+        text += f" at {name}"
+    if isinstance(exc, sqlite3.Error) and (cause := _likely_cause(path.parent, growth)):
+        text += f"; likely cause: {cause}"
+    return text
+
+
+class _BagGoneError(Exception):
+    """The bag's path no longer leads to the file being written."""
 
 
 def _qos_time(ns: int) -> QosTime:
@@ -116,6 +189,8 @@ class BagStats:
     duration_s: float = 0.0
     bytes_written: int = 0
     complete: bool = True  # metadata.yaml written
+    error: str | None = None  # the storage fault that ended the bag (path and errno)
+    outcome: str = ""  # what became of the bag after that fault
 
     @property
     def received(self) -> int:
@@ -141,6 +216,8 @@ class BagStats:
             "bytes_written": self.bytes_written,
             "duration_s": round(self.duration_s, 3),
             "topics": {t: c.as_dict() for t, c in self.topics.items()},
+            "error": self.error,
+            "outcome": self.outcome,
         }
 
     def summary(self) -> str:
@@ -234,6 +311,24 @@ _STOP = object()
 _FLUSH = object()
 
 
+@dataclass
+class _Durable:
+    """What the storage held on disk at its last successful flush (restored after a fault)."""
+
+    offset: int = 0  # MCAP: file size
+    chunks: int = 0  # MCAP: chunks in the file
+    channel_stats: dict[int, int] = field(default_factory=dict)
+    times: tuple[int, int] = (2**63 - 1, 0)  # MCAP: message start / end time
+    writer_counts: dict[int, int] = field(default_factory=dict)
+    writer_times: tuple[int, int] = (2**63 - 1, 0)
+    written: dict[str, int] = field(default_factory=dict)  # per topic
+    payload_bytes: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(self.written.values())
+
+
 class BagWriter:
     """Write one rosbag2 bag from any thread without blocking the caller.
 
@@ -253,6 +348,8 @@ class BagWriter:
         max_queue_bytes: most payload bytes waiting; same policy.
         flush_interval_s: how often written data is made durable on disk (0 disables).
         custom_data: strings stored in metadata.yaml ``custom_data``.
+        on_error: called once, from the writer thread, after a storage fault ended the
+            bag (:attr:`error` and :attr:`outcome` are set by then); must not block.
     """
 
     def __init__(
@@ -265,6 +362,7 @@ class BagWriter:
         flush_interval_s: float = 1.0,
         custom_data: dict[str, str] | None = None,
         typestore=None,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         if storage not in STORAGES:
             raise ValueError(f"storage {storage!r} not supported; use one of {STORAGES}")
@@ -277,6 +375,7 @@ class BagWriter:
         self.flush_interval_s = float(flush_interval_s)
         self.custom_data = dict(custom_data or {})
         self._typestore = typestore
+        self._on_error = on_error
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pending = 0
@@ -288,17 +387,35 @@ class BagWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._closed = False
+        self._failed = False  # a storage fault ended the bag: nothing more is written
+        self._sealed = False  # ... and the bag was closed readable after it
         self._opened_at = 0.0
         self._stats: BagStats | None = None
         self._opened = threading.Event()
+        self._file: Path | None = None  # the storage file
+        self._identity: tuple[int, int] | None = None  # its (st_dev, st_ino)
+        self._durable = _Durable()
+        #: The storage fault that ended the bag (file, errno text), None while all is well.
+        self.error: str | None = None
+        #: What became of the bag after that fault.
+        self.outcome = ""
         self.bytes_written = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> BagWriter:
-        """Create the bag directory and start the writer thread (which owns the storage)."""
+        """Create the bag directory and start the writer thread (which owns the storage).
+
+        Raises BagWriteError naming the path and the errno when the bag cannot be created
+        (missing permission, read-only or full file system, a file where a folder should be).
+        """
         if self._thread is not None:
             raise BagWriteError(f"{self.path} is already open")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BagWriteError(
+                f"cannot create bag {self.path}: {_os_error_text(exc, self.path)}"
+            ) from exc
         self._opened = threading.Event()
         self._opened_at = time.monotonic()
         # sqlite3 connections may only be used by the thread that created them, so the
@@ -310,7 +427,9 @@ class BagWriter:
         self._opened.wait()
         if self._error is not None:
             self._thread.join()
-            raise BagWriteError(f"cannot create bag {self.path}: {self._error}") from self._error
+            raise BagWriteError(
+                f"cannot create bag {self.path}: {_os_error_text(self._error, self.path)}"
+            ) from self._error
         return self
 
     def __enter__(self) -> BagWriter:
@@ -322,6 +441,11 @@ class BagWriter:
     @property
     def is_open(self) -> bool:
         return self._thread is not None and not self._closed
+
+    @property
+    def failed(self) -> bool:
+        """True once a storage fault ended the bag (see :attr:`error`)."""
+        return self._failed
 
     # -- producer side (any thread) -------------------------------------------------------
     def add_topic(
@@ -358,6 +482,9 @@ class BagWriter:
             if counts is None:
                 raise BagWriteError(f"topic {topic} was not added to {self.path}")
             counts.received += 1
+            if self._failed:
+                counts.failed += 1
+                return False
             if self._closed:
                 counts.dropped += 1
                 return False
@@ -379,9 +506,24 @@ class BagWriter:
             self._queue.put(("msg", topic, data, int(timestamp_ns), size))
         return True
 
-    def flush(self) -> None:
-        """Ask the writer thread to make everything queued so far durable on disk."""
-        self._queue.put(_FLUSH)
+    def flush(self, wait: bool = False, timeout: float | None = None) -> bool:
+        """Ask the writer thread to make everything queued so far durable on disk.
+
+        With ``wait``, returns once it did (True), or False after ``timeout`` seconds or
+        when the bag has failed or closed meanwhile.
+        """
+        if not wait:
+            self._queue.put(_FLUSH)
+            return True
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done.wait(0.05):
+            if self._failed or (self._thread is not None and not self._thread.is_alive()):
+                return False
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return not self._failed
 
     def counts(self) -> dict[str, TopicCounts]:
         """A snapshot of the per-topic counts."""
@@ -404,22 +546,25 @@ class BagWriter:
             self._closed = True
             if self._thread is not None:
                 self._queue.put(_STOP)
-        complete = False
+        finished = False
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 LOG.error("bag writer for %s did not finish within %ss", self.path, timeout)
             else:
-                complete = self._error is None
-        if self._error is not None:
+                finished = True
+        if self._error is not None and self.error is None:
             LOG.error("bag writer for %s failed: %s", self.path, self._error)
+        ok = self._sealed if self._failed else self._error is None
         stats = BagStats(
             path=self.path,
             storage=self.storage,
             topics=self.counts(),
             duration_s=time.monotonic() - self._opened_at if self._opened_at else 0.0,
             bytes_written=self.bytes_written,
-            complete=complete and (self.path / "metadata.yaml").is_file(),
+            complete=finished and ok and (self.path / "metadata.yaml").is_file(),
+            error=self.error,
+            outcome=self.outcome,
         )
         self._stats = stats
         return stats
@@ -427,91 +572,364 @@ class BagWriter:
     # -- writer thread -------------------------------------------------------------------
     def _run(self) -> None:
         plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
+        writer = None
         try:
             writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
             writer.open()
+            self._writer = writer
+            self._file = Path(writer.storage.path)
+            if self.storage == "mcap":
+                writer.storage.bio.flush()  # the header: fails now on a full disk
+                st = os.fstat(writer.storage.bio.fileno())
+            else:
+                st = os.stat(self._file)
+            self._identity = (st.st_dev, st.st_ino)
+            self._snapshot()
         except Exception as exc:
             self._error = exc
+            if writer is not None:
+                # Writer() refuses an existing path, so whatever is there now is ours.
+                with contextlib.suppress(Exception):
+                    writer.abort()
+                shutil.rmtree(self.path, ignore_errors=True)
             self._opened.set()
             return
-        self._writer = writer
         self._opened.set()
-        last_flush = time.monotonic()
-        dirty = False
         try:
-            while True:
-                timeout = None
-                if self.flush_interval_s > 0 and dirty:
-                    timeout = max(0.0, last_flush + self.flush_interval_s - time.monotonic())
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    item = _FLUSH
-                if item is _STOP:
-                    break
-                if item is _FLUSH:
-                    if dirty:
-                        self._flush_storage()
-                    dirty = False
-                    last_flush = time.monotonic()
-                    continue
-                if item[0] == "conn":
-                    _, topic, msgtype, qos, msgdef, rihs01 = item
-                    self._connections[topic] = writer.add_connection(
-                        topic, msgtype, msgdef=msgdef, rihs01=rihs01, offered_qos_profiles=qos
-                    )
-                    continue
-                _, topic, data, stamp, size = item
-                try:
-                    writer.write(self._connections[topic], stamp, data)
-                    ok = True
-                except Exception as exc:  # keep writing the other messages
-                    ok = False
-                    LOG.error("failed to write a message on %s: %s", topic, exc)
-                with self._lock:
-                    self._pending -= 1
-                    self._pending_bytes -= size
-                    if ok:
-                        self._counts[topic].written += 1
-                    else:
-                        self._counts[topic].failed += 1
-                self.bytes_written += size if ok else 0
-                dirty = True
-                if (
-                    self.flush_interval_s > 0
-                    and time.monotonic() - last_flush >= self.flush_interval_s
-                ):
-                    self._flush_storage()
-                    dirty = False
-                    last_flush = time.monotonic()
+            self._loop(writer)
+            self._check_path()
+            for key, value in self.custom_data.items():
+                writer.set_custom_data(key, str(value))
+            writer.close()
+        except STORAGE_ERRORS as exc:
+            self._fault(writer, exc)
+        except _BagGoneError as gone:
+            self._gone(writer, str(gone))
         except BaseException as exc:  # recorded and reported by close()
             self._error = exc
             LOG.exception("bag writer thread for %s stopped", self.path)
             with contextlib.suppress(Exception):
                 writer.abort()
-            return
-        for key, value in self.custom_data.items():
-            writer.set_custom_data(key, str(value))
-        try:
-            writer.close()
-        except Exception as exc:
-            self._error = exc
+
+    def _loop(self, writer: Writer) -> None:
+        """Write queued items until the stop marker; storage faults propagate."""
+        last_flush = time.monotonic()
+        dirty = False
+        while True:
+            timeout = None
+            if self.flush_interval_s > 0:
+                # Also when idle: the periodic check notices a removed bag directory.
+                timeout = max(0.0, last_flush + self.flush_interval_s - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = _FLUSH
+            if item is _STOP:
+                return
+            if item is _FLUSH or item[0] == "flush":
+                if dirty:
+                    self._flush_storage()
+                else:
+                    self._check_path()
+                dirty = False
+                last_flush = time.monotonic()
+                if item is not _FLUSH:
+                    item[1].set()
+                continue
+            if item[0] == "conn":
+                _, topic, msgtype, qos, msgdef, rihs01 = item
+                self._connections[topic] = writer.add_connection(
+                    topic, msgtype, msgdef=msgdef, rihs01=rihs01, offered_qos_profiles=qos
+                )
+                if self.storage == "sqlite3":
+                    # Topics are committed at once, so a rollback after a fault never
+                    # leaves metadata.yaml naming a topic the database lacks.
+                    self._flush_storage()
+                    dirty = False
+                continue
+            _, topic, data, stamp, size = item
+            chunks = self._chunk_count()
+            try:
+                writer.write(self._connections[topic], stamp, data)
+                ok = True
+            except STORAGE_ERRORS:
+                with self._lock:
+                    self._pending -= 1
+                    self._pending_bytes -= size
+                    self._counts[topic].failed += 1
+                raise
+            except Exception as exc:  # keep writing the other messages
+                ok = False
+                LOG.error("failed to write a message on %s: %s", topic, exc)
+            with self._lock:
+                self._pending -= 1
+                self._pending_bytes -= size
+                if ok:
+                    self._counts[topic].written += 1
+                else:
+                    self._counts[topic].failed += 1
+            self.bytes_written += size if ok else 0
+            dirty = True
+            if self.flush_interval_s > 0 and time.monotonic() - last_flush >= self.flush_interval_s:
+                self._flush_storage()
+                dirty = False
+                last_flush = time.monotonic()
+            elif self._chunk_count() != chunks:
+                # The MCAP storage wrote a full chunk by itself: make it the durable point.
+                self._flush_storage()
+
+    def _chunk_count(self) -> int:
+        storage = getattr(self._writer, "storage", None)
+        return len(getattr(storage, "chunks", ()))
 
     def _flush_storage(self) -> None:
-        """Make everything written so far durable (relies on rosbags 0.11 storage classes)."""
+        """Make everything written so far durable (relies on rosbags 0.11 storage classes).
+
+        Storage errors propagate (they end the bag); the path is checked first so that
+        nothing is written on after the bag's directory was removed or replaced.
+        """
         storage = getattr(self._writer, "storage", None)
         if storage is None:
             return
+        self._check_path()
+        if self.storage == "mcap":
+            chunk = getattr(storage, "chunk", None)
+            if chunk is not None and chunk.bio.tell() and hasattr(storage, "close_chunk"):
+                storage.close_chunk()
+            storage.bio.flush()
+        else:
+            storage.conn.commit()
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Remember what is on disk now (called after a successful flush)."""
+        writer = self._writer
+        storage = getattr(writer, "storage", None)
+        d = _Durable()
+        if self.storage == "mcap" and storage is not None:
+            d.offset = storage.bio.tell()
+            d.chunks = len(storage.chunks)
+            d.channel_stats = dict(storage.channel_stats)
+            d.times = (storage.message_start_time, storage.message_end_time)
+        if writer is not None:
+            d.writer_counts = dict(writer.counts)
+            d.writer_times = (writer.min_timestamp, writer.max_timestamp)
+        with self._lock:
+            d.written = {t: c.written for t, c in self._counts.items()}
+        d.payload_bytes = self.bytes_written
+        self._durable = d
+
+    def _check_path(self) -> None:
+        """Raise _BagGoneError when the bag's path no longer leads to the file being written."""
+        if self._file is None or self._identity is None:
+            return
         try:
+            st = os.stat(self._file)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise _BagGoneError(
+                f"{self._file} disappeared while recording: {describe_error(exc)}; the bag "
+                "directory or the output folder was removed, renamed or replaced"
+            ) from exc
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise _BagGoneError(f"{self._file} was replaced by another file while recording")
+
+    # -- storage faults ------------------------------------------------------------------
+    def _stop_accepting(self) -> tuple[int, int]:
+        """Mark the bag failed; count unflushed and queued messages as failed.
+
+        Returns (unflushed, queued): messages written after the last flush (now lost) and
+        messages still waiting in the queue.
+        """
+        durable = self._durable.written
+        unflushed = 0
+        with self._lock:
+            self._failed = True
+            for topic, counts in self._counts.items():
+                keep = min(durable.get(topic, 0), counts.written)
+                unflushed += counts.written - keep
+                counts.failed += counts.written - keep
+                counts.written = keep
+        return unflushed, self._drain_queue()
+
+    def _drain_queue(self) -> int:
+        queued = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return queued
+            if isinstance(item, tuple) and item[0] == "msg":
+                _, topic, _data, _stamp, size = item
+                queued += 1
+                with self._lock:
+                    self._pending -= 1
+                    self._pending_bytes -= size
+                    self._counts[topic].failed += 1
+
+    def _fault(self, writer: Writer, exc: BaseException) -> None:
+        """A storage error: cut the bag back to its last flush and close it if possible."""
+        try:
+            self._check_path()
+        except _BagGoneError as gone:  # the error is a consequence (e.g. sqlite DBMOVED)
+            self._gone(writer, f"{gone}; the storage then failed: {describe_error(exc)}")
+            return
+        stage = "close" if self._closed else "write"
+        growth = self.bytes_written - self._durable.payload_bytes
+        text = _os_error_text(exc, self._file, growth)
+        self.error = f"cannot {stage} bag file {self._file}: {text}"
+        if writer.storage is None:  # the storage file closed complete; metadata.yaml failed
+            with self._lock:
+                self._failed = True
+            self._remove_metadata_tmp()
+            self.outcome = (
+                f"has a complete {self.storage} file with all its messages but no "
+                f"metadata.yaml; `bag_recorder --recover {self.path}` adds it"
+            )
+            self._announce()
+            return
+        unflushed, queued = self._stop_accepting()
+        self.bytes_written = self._durable.payload_bytes
+        try:
+            how = self._seal_durable(writer)
+        except _BagGoneError as gone:
+            self._gone(writer, str(gone), announce=False)
+            how = self.outcome
+        lost = f"{unflushed} written after the last flush and {queued} still queued are lost"
+        self.outcome = f"{how}; {lost}"
+        self._announce()
+
+    def _seal_durable(self, writer: Writer) -> str:
+        """Truncate the storage to the last flush and close it; returns what became of it."""
+        d = self._durable
+        kept = f"the {d.messages} messages flushed before the error"
+        storage = writer.storage
+        if self.storage == "sqlite3":
+            with contextlib.suppress(Exception):
+                storage.conn.rollback()
+        else:
+            self._discard(storage.bio)
+            try:
+                bio = open(self._file, "r+b")  # noqa: SIM115 - handed to the storage
+            except FileNotFoundError as exc:
+                raise _BagGoneError(f"{self._file} disappeared ({describe_error(exc)})") from exc
+            except OSError as exc:
+                return (
+                    f"could not be reopened ({describe_error(exc)}): {self._file} holds {kept} "
+                    f"and a torn tail; `bag_recorder --recover {self.path}` makes it readable"
+                )
+            st = os.fstat(bio.fileno())
+            if (st.st_dev, st.st_ino) != self._identity:
+                bio.close()
+                raise _BagGoneError(f"{self._file} was replaced by another file while recording")
+            storage.bio = bio
+        try:
+            self._restore(writer, d)
+            writer.set_custom_data("write_error", self.error or "")
+            writer.close()
+        except STORAGE_ERRORS as exc:
+            if writer.storage is None:  # storage closed, metadata.yaml failed
+                self._remove_metadata_tmp()
+                return (
+                    f"was cut back to {kept} and its {self.storage} file closed, but "
+                    f"metadata.yaml could not be written ({describe_error(exc)}); "
+                    f"`bag_recorder --recover {self.path}` adds it"
+                )
+            with contextlib.suppress(Exception):
+                writer.abort()
             if self.storage == "mcap":
-                chunk = getattr(storage, "chunk", None)
-                if chunk is not None and chunk.bio.tell() and hasattr(storage, "close_chunk"):
-                    storage.close_chunk()
-                storage.bio.flush()
-            else:
-                storage.conn.commit()
-        except Exception as exc:  # flushing is best effort; writing goes on
-            LOG.warning("could not flush %s: %s", self.path, exc)
+                with contextlib.suppress(OSError):
+                    os.truncate(self._file, d.offset)
+            return (
+                f"could not be closed ({describe_error(exc)}): it holds {kept}; "
+                f"`bag_recorder --recover {self.path}` makes it readable once there is space"
+            )
+        self._sealed = True
+        return f"was closed (readable, metadata.yaml written) with {kept}"
+
+    def _restore(self, writer: Writer, d: _Durable) -> None:
+        """Put the rosbags writer and storage back to the state of the last flush."""
+        writer.counts = {cid: d.writer_counts.get(cid, 0) for cid in writer.counts}
+        writer.min_timestamp, writer.max_timestamp = d.writer_times
+        storage = writer.storage
+        if self.storage != "mcap":
+            return
+        storage.bio.truncate(d.offset)
+        storage.bio.seek(d.offset)
+        del storage.chunks[d.chunks :]
+        storage.chunk = type(storage.chunk)(2**63 - 1, 0, io.BytesIO(), defaultdict(list))
+        storage.channel_stats = {cid: d.channel_stats.get(cid, 0) for cid in storage.channel_stats}
+        storage.message_start_time, storage.message_end_time = d.times
+
+    def _remove_metadata_tmp(self) -> None:
+        """Remove a half-written metadata.yaml.tmp (the real one is written atomically)."""
+        with contextlib.suppress(OSError):
+            (self.path / "metadata.yaml.tmp").unlink()
+
+    @staticmethod
+    def _discard(bio: Any) -> None:
+        """Close a file object whose buffer the disk refused, without writing it."""
+        raw = getattr(bio, "raw", None)
+        with contextlib.suppress(Exception):
+            if raw is not None:
+                raw.close()  # drops the buffered bytes: they are past the durable part
+            bio.close()
+
+    def _gone(self, writer: Writer, reason: str, announce: bool = True) -> None:
+        """The bag's directory was removed, renamed or replaced: end the bag there."""
+        self.error = reason
+        moved_to = self._where_is_file_now()
+        with self._lock:
+            self._failed = True
+        queued = self._drain_queue()
+        if moved_to is not None and moved_to.is_dir():
+            # The file lives on elsewhere (renamed folder): close it complete there.
+            self.path = moved_to
+            writer.metapath = moved_to / "metadata.yaml"
+            try:
+                writer.set_custom_data("write_error", reason)
+                writer.close()
+                self._sealed = True
+                how = f"was moved to {moved_to} and closed there"
+            except STORAGE_ERRORS as exc:
+                with contextlib.suppress(Exception):
+                    writer.abort()
+                how = (
+                    f"was moved to {moved_to} but could not be closed there "
+                    f"({describe_error(exc)}); `bag_recorder --recover {moved_to}` rebuilds it"
+                )
+        else:
+            with contextlib.suppress(Exception):
+                writer.abort()
+            with self._lock:
+                lost = sum(c.written for c in self._counts.values())
+                for counts in self._counts.values():
+                    counts.failed += counts.written
+                    counts.written = 0
+            self.bytes_written = 0
+            how = f"was deleted with it: the {lost} messages recorded in it are lost"
+        self.outcome = how + (f"; {queued} still queued are lost" if queued else "")
+        if announce:
+            self._announce()
+
+    def _where_is_file_now(self) -> Path | None:
+        """The directory the open storage file is in now, None if it was deleted."""
+        for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+            link = f"/proc/self/fd/{name}"
+            try:
+                st = os.stat(link)
+                if (st.st_dev, st.st_ino) != self._identity:
+                    continue
+                return Path(os.readlink(link)).parent if st.st_nlink > 0 else None
+            except OSError:
+                continue
+        return None
+
+    def _announce(self) -> None:
+        if self._on_error is not None:
+            try:
+                self._on_error()
+            except Exception:
+                LOG.exception("on_error callback of %s failed", self.path)
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ logged and stored in the episode's ``episode.json`` when it closes.
 
 Episodes (one bag ``<output_dir>/episode_000123/`` each):
 - services ``~/start`` and ``~/stop`` (std_srvs/Trigger); ``~/status`` returns the counts
-  so far as JSON;
+  so far as JSON (and, per topic, the messages that arrived while no bag was open);
 - or the simulator's episode topic (``episode_topic``, std_msgs/String JSON with
   ``index, seed, success, elapsed_s, done``): a new index starts a bag, ``done`` closes it
   and stores ``success``. An episode already running for more than ``join_late_s`` when
@@ -20,6 +20,16 @@ Topics are subscribed when they appear in the graph (their type and the publishe
 are taken from it), so the recorder can start before the robot. SIGINT / SIGTERM close
 the open bag cleanly (queue drained, metadata.yaml written).
 
+Storage faults (disk full, file size limit, I/O error, read-only or removed output folder)
+stop the current recording, never the node: the bag is cut back to its last flush and
+closed readable where the disk allows (see :mod:`robot_policy_ros.data.bag_writer`), one
+error line names the file, the errno and what was lost, ``/diagnostics`` turns ERROR with
+the reason (until a recording starts again) and ``~/status`` shows it. Bags closed before
+are never touched; ``~/start`` (or the next episode) records a new bag once the disk
+allows. An output folder that cannot be created or written at start-up is a configuration
+error (exit code 2). SIGXFSZ is ignored so that a file size limit (``ulimit -f``,
+``LimitFSIZE=``) is an EFBIG write error like any other rather than a killed process.
+
 Equivalent recording with the ROS 2 tools (no episode handling)::
 
     ros2 bag record -s mcap -o demo_000 /joint_states /front/image_raw \
@@ -29,16 +39,22 @@ Equivalent recording with the ROS 2 tools (no episode handling)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
+import os
 import re
+import shutil
+import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -51,8 +67,10 @@ from robot_policy_ros.data.bag_writer import (
     BagStats,
     BagWriteError,
     BagWriter,
+    describe_error,
     make_qos,
 )
+from robot_policy_ros.nodes.lifecycle import diagnostic_array, diagnostic_status
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
 from robot_policy_ros.nodes.runner import run_node
 
@@ -118,6 +136,10 @@ SPECS: list[ParamSpec] = [
 ]
 
 _INFINITE_NS = 9223372036854775807
+#: How often the recorder publishes its status on /diagnostics (s); faults at once.
+DIAGNOSTICS_PERIOD_S = 1.0
+#: GIL switch interval of the recorder process (see main()).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _duration_ns(d: Any) -> int:
@@ -165,7 +187,7 @@ class BagRecorder(Node):
         declare_parameters(self, SPECS)
         self.params = read_parameters(self, SPECS)
         self.output_dir = Path(self.params["output_dir"]).expanduser()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        _check_output_dir(self.output_dir)
         self._wanted = {self.resolve_topic_name(t): t for t in dict.fromkeys(self.params["topics"])}
         self._subs: dict[str, Any] = {}
         self._types: dict[str, str] = {}
@@ -173,12 +195,20 @@ class BagRecorder(Node):
         self._lock = threading.Lock()
         self._writer: BagWriter | None = None
         self._episode: dict[str, Any] = {}
-        self._idle_received = 0
+        self._idle_received: dict[str, int] = {}  # per topic, while no bag was open
         self._episodes_done = 0
         self._ignored_episode: int | None = None
         self._episode_seen = False
         self._last_episode_index: int | None = None
         self._robot_config = self._load_robot_config(self.params["robot_config"])
+        self._last_error: str | None = None
+        self._error_active = False  # /diagnostics is ERROR until a recording starts again
+        self._errors = 0
+        # The bag writer's thread reports a storage fault through this guard condition, so
+        # the recording is stopped in the executor thread (never inside the writer thread).
+        self._fault_guard = self.create_guard_condition(self._on_writer_fault)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
 
         self.create_service(Trigger, "~/start", self._srv_start)
         self.create_service(Trigger, "~/stop", self._srv_stop)
@@ -200,7 +230,8 @@ class BagRecorder(Node):
             f"{self.params['episode_topic'] or 'services'} and ~/start, ~/stop"
         )
         if self.params["autostart"]:
-            self.start_episode(reason="autostart")
+            with contextlib.suppress(BagWriteError):  # reported; ~/start can try again
+                self.start_episode(reason="autostart")
 
     # -- topics ----------------------------------------------------------------------------
     def _load_robot_config(self, path: str) -> dict | None:
@@ -278,7 +309,7 @@ class BagRecorder(Node):
         stamp = self.get_clock().now().nanoseconds
         writer = self._writer
         if writer is None:
-            self._idle_received += 1
+            self._idle_received[topic] = self._idle_received.get(topic, 0) + 1
             return
         writer.write(topic, data, stamp)
 
@@ -290,18 +321,28 @@ class BagRecorder(Node):
     def start_episode(
         self, index: int | None = None, seed: Any = None, reason: str = "service"
     ) -> Path:
-        """Open the bag of a new episode (closing the current one first)."""
+        """Open the bag of a new episode (closing the current one first).
+
+        Raises BagWriteError (already reported: logged, /diagnostics ERROR) when the bag
+        cannot be created.
+        """
         if self._writer is not None:
             self.stop_episode(reason="next_episode")
-        path = next_episode_dir(self.output_dir, index)
-        writer = BagWriter(
-            path,
-            self.params["storage"],
-            max_queue=self.params["max_queue"],
-            max_queue_bytes=self.params["max_queue_mb"] * 1024 * 1024,
-            flush_interval_s=self.params["flush_interval_s"],
-        )
-        writer.open()
+        try:
+            path = next_episode_dir(self.output_dir, index)
+            writer = BagWriter(
+                path,
+                self.params["storage"],
+                max_queue=self.params["max_queue"],
+                max_queue_bytes=self.params["max_queue_mb"] * 1024 * 1024,
+                flush_interval_s=self.params["flush_interval_s"],
+                on_error=self._fault_guard.trigger,
+            )
+            writer.open()
+        except (BagWriteError, OSError) as exc:
+            text = str(exc) if isinstance(exc, BagWriteError) else _path_error(exc, self.output_dir)
+            self._report_fault(f"cannot start recording ({reason}): {text}")
+            raise BagWriteError(text) from exc
         for topic in self._types:
             self._add_topic(writer, topic)
         self._episode = {
@@ -320,6 +361,7 @@ class BagRecorder(Node):
         self._write_episode_json(path)
         with self._lock:
             self._writer = writer
+        self._error_active = False
         self._log(f"recording episode {path.name} ({reason})")
         return path
 
@@ -347,7 +389,24 @@ class BagRecorder(Node):
                 "topics": {t: self._types.get(t, "") for t in stats.topics},
             }
         )
-        self._write_episode_json(writer.path)
+        if stats.error:
+            self._episode["error"] = stats.error
+            self._episode["outcome"] = stats.outcome
+        json_error = (
+            self._write_episode_json(stats.path, report=False) if stats.path.is_dir() else None
+        )
+        if stats.error:
+            text = (
+                f"recording stopped: {stats.error}. {stats.path.name} {stats.outcome}; "
+                f"{stats.lost} of {stats.received} messages of this episode lost in all"
+                + (f"; {json_error}" if json_error else "")
+                + ". Bags closed before are untouched; the recorder keeps running and "
+                "records the next episode (~/start) once the disk allows"
+            )
+            self._report_fault(text)
+            return stats
+        if json_error:
+            self._log(json_error, True)
         line = f"closed {stats.summary()}, success={self._episode['success']} ({reason})"
         if stats.lost or not stats.complete:
             self._log(line + f": {stats.lost} messages LOST, complete={stats.complete}", True)
@@ -355,20 +414,81 @@ class BagRecorder(Node):
             self._log(line)
         return stats
 
+    def _on_writer_fault(self) -> None:
+        """The writer thread hit a storage fault: stop this recording (executor thread)."""
+        writer = self._writer
+        if writer is not None and writer.failed:
+            self.stop_episode(reason="write_error")
+
+    def _report_fault(self, text: str) -> None:
+        """One error line, and /diagnostics ERROR with the reason at once."""
+        self._last_error = text
+        self._error_active = True
+        self._errors += 1
+        self._log(text, error=True)
+        if self.context.ok():
+            self._publish_diagnostics()
+
+    def _free_mb(self) -> float | str:
+        """Free space of the output folder's file system (MB), '' if it cannot be read."""
+        folder = self.output_dir
+        while not folder.is_dir() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            return round(shutil.disk_usage(folder).free / 1e6, 1)
+        except OSError:
+            return ""
+
+    def _publish_diagnostics(self) -> None:
+        writer = self._writer
+        values: dict[str, Any] = {
+            "recording": writer is not None,
+            "bag": str(writer.path) if writer is not None else "",
+            "output_dir": str(self.output_dir),
+            "free_mb": self._free_mb(),
+            "episodes_recorded": self._episodes_done,
+            "write_errors": self._errors,
+            "last_error": self._last_error or "",
+        }
+        if writer is not None:
+            counts = writer.counts().values()
+            values["received"] = sum(c.received for c in counts)
+            values["written"] = sum(c.written for c in counts)
+            values["lost"] = sum(c.dropped + c.failed for c in counts)
+        if self._error_active:
+            level, message = 2, self._last_error or "error"
+        else:
+            level = 0
+            message = f"recording {writer.path.name}" if writer is not None else "idle"
+        fqn = self.get_fully_qualified_name()
+        status = diagnostic_status(f"{fqn}: recording", level, message, values, fqn)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
+
     def _log(self, text: str, error: bool = False) -> None:
         """Log through ROS, or print once the context is shut down (SIGINT / SIGTERM)."""
         if self.context.ok():
-            (self.get_logger().error if error else self.get_logger().info)(text)
+            # Two call sites: rclpy refuses two severities from one line.
+            if error:
+                self.get_logger().error(text)
+            else:
+                self.get_logger().info(text)
         else:
             print(f"[{'ERROR' if error else 'INFO'}] [bag_recorder]: {text}", flush=True)
 
-    def _write_episode_json(self, path: Path) -> None:
+    def _write_episode_json(self, path: Path, report: bool = True) -> str | None:
+        """Write episode.json atomically; returns (and unless ``report`` logs) any error."""
+        tmp = path / "episode.json.tmp"
         try:
-            tmp = path / "episode.json.tmp"
             tmp.write_text(json.dumps(self._episode, indent=2, default=str))
             tmp.replace(path / "episode.json")
         except OSError as exc:
-            self.get_logger().error(f"cannot write {path}/episode.json: {exc}")
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            text = f"cannot write {path / 'episode.json'}: {describe_error(exc)}"
+            if report:
+                self._log(text, True)
+            return text
+        return None
 
     def _on_episode(self, msg: String) -> None:
         try:
@@ -396,7 +516,8 @@ class BagRecorder(Node):
                 )
                 return
             self._last_episode_index = index
-            self.start_episode(index=index, seed=info.get("seed"), reason="episode_topic")
+            with contextlib.suppress(BagWriteError):  # reported; the next episode tries again
+                self.start_episode(index=index, seed=info.get("seed"), reason="episode_topic")
         elif current == index:
             self.stop_episode(
                 success=info.get("success"),
@@ -412,7 +533,7 @@ class BagRecorder(Node):
             return resp
         try:
             path = self.start_episode(reason="service")
-        except (BagWriteError, OSError) as exc:
+        except BagWriteError as exc:
             resp.success = False
             resp.message = f"cannot start: {exc}"
             return resp
@@ -442,6 +563,10 @@ class BagRecorder(Node):
                 {t: c.as_dict() for t, c in writer.counts().items()} if writer is not None else {}
             ),
             "pending": writer.pending() if writer is not None else 0,
+            "idle_received": dict(self._idle_received),
+            "write_errors": self._errors,
+            "last_error": self._last_error,
+            "error_active": self._error_active,
         }
         resp.success = True
         resp.message = json.dumps(status)
@@ -451,6 +576,28 @@ class BagRecorder(Node):
         """Close the open bag (called on SIGINT / SIGTERM / exit)."""
         if self._writer is not None:
             self.stop_episode(reason="shutdown")
+
+
+def _path_error(exc: OSError, path: Path) -> str:
+    """'Not a directory (ENOTDIR) at /x/afile' for an OSError about ``path``."""
+    text = describe_error(exc)
+    if exc.filename is not None and Path(exc.filename) != path:
+        text += f" at {exc.filename}"
+    return text
+
+
+def _check_output_dir(path: Path) -> None:
+    """Create the output folder and prove it writable, else a ParameterError (exit code 2)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".bag_recorder_probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ParameterError(
+            f"parameter 'output_dir' = {str(path)!r}: cannot record there: "
+            f"{_path_error(exc, path)}; give a writable directory"
+        ) from exc
 
 
 def _import_message(msgtype: str):
@@ -507,6 +654,16 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.utilities import remove_ros_args
 
     overrides, recover = parse_cli(remove_ros_args(argv)[1:])
+    # The writer thread copies megabytes per image while holding the GIL; with the default
+    # 5 ms switch interval the executor thread, which gives the GIL up and takes it back at
+    # every rcl call, waits up to 5 ms each time and falls far behind (measured by
+    # benchmarks/soak.py: ~20 executor cycles/s, most joint states lost). 0.5 ms as in
+    # command_streamer.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    # A file size limit (ulimit -f) then fails a write with EFBIG, which ends that bag
+    # cleanly, instead of killing the recorder (SIGXFSZ's default) with the bag unclosed.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if recover:
         from robot_policy_ros.data.bag_writer import recover_bag
 

@@ -154,6 +154,8 @@ class PolicyNode(ManagedNode):
         self.stale_reason = ""
         self.joint_error = ""
         self.images_rejected = 0
+        self.frames_received: dict[str, int] = {}  # per camera, whatever the state
+        self.joint_states_received = 0
         self.time_jumps = 0
         self.dropped_before_jump = 0  # inputs and chunks from before a clock jump
         self.state = "unconfigured"
@@ -376,6 +378,7 @@ class PolicyNode(ManagedNode):
         gate = self.gate
 
         def _on_image(msg: Image | CompressedImage) -> None:
+            self.frames_received[name] = self.frames_received.get(name, 0) + 1
             if self.active:
                 stamp = stamp_to_sec(msg.header.stamp)
                 with self._jump_lock:
@@ -388,6 +391,7 @@ class PolicyNode(ManagedNode):
         return _on_image
 
     def _on_joint_state(self, msg: JointState) -> None:
+        self.joint_states_received += 1
         if not self.active:
             return
         try:
@@ -617,6 +621,9 @@ class PolicyNode(ManagedNode):
         )
         for name, age in ages.items():
             values[f"age_{name}_ms"] = 1e3 * age
+        for name in self.camera_names:
+            values[f"frames_received_{name}"] = self.frames_received.get(name, 0)
+        values["joint_states_received"] = self.joint_states_received
         return values
 
     def _publish_diagnostics(self) -> None:
