@@ -23,14 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from robot_policy_ros.bench.procstat import cpu_seconds
 from robot_policy_ros.processes import isolated_ros_env
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     img.data = np.random.default_rng(0).integers(0, 255, width * height * 3, np.uint8).tobytes()
     js = JointState(name=[f"j{i}" for i in range(6)], position=[0.0] * 6)
     n_js = args.images * args.joint_rate_factor
-    cpu0 = _cpu_seconds(rec.pid)
+    cpu0 = cpu_seconds(rec.pid)
     t0 = time.perf_counter()
     for i in range(args.images):
         now = node.get_clock().now().to_msg()
@@ -126,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if got == want:
             break
         time.sleep(0.05)
-    cpu = _cpu_seconds(rec.pid) - cpu0
+    cpu = cpu_seconds(rec.pid) - cpu0
     rec.send_signal(signal.SIGINT)
     log = rec.communicate(timeout=60)[0].decode(errors="replace")
     node.destroy_node()

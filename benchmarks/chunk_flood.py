@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from robot_policy_ros.bench.procstat import cpu_seconds, diag_number  # noqa: E402
 from robot_policy_ros.core.timing import PeriodSummary, period_summary  # noqa: E402
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env  # noqa: E402
 
@@ -262,19 +263,6 @@ class Bench:
         rclpy.try_shutdown()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _num(values: dict[str, str], key: str) -> float:
-    try:
-        return float(values.get(key, "nan"))
-    except ValueError:
-        return math.nan
-
-
 def window(source: np.ndarray, t0: float, t1: float, period: float) -> PeriodSummary:
     return period_summary(source[(source >= t0) & (source < t1)], period)
 
@@ -433,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     flooded = window(source, t_flood, t_stop, period)
     stop = e_stop_latency(source, values, t_stop, period)
     rejected = {
-        k.removeprefix("chunks_rejected_"): _num(diag1, k) - _num({k: "0", **diag0}, k)
+        k.removeprefix("chunks_rejected_"): diag_number(diag1, k)
+        - diag_number({k: "0", **diag0}, k)
         for k in diag1
         if k.startswith("chunks_rejected_")
     }
@@ -457,12 +446,14 @@ def main(argv: list[str] | None = None) -> int:
         "chunks_offered_after_e_stop": int((flood_times >= t_stop).sum()),
         "carrier_chunks_per_s": CARRIER_RATE_HZ,
         "streamer_flood": {
-            "chunks_received": _num(diag1, "chunks_received") - _num(diag0, "chunks_received"),
+            "chunks_received": diag_number(diag1, "chunks_received")
+            - diag_number(diag0, "chunks_received"),
             "chunks_rejected": rejected,
-            "missed_ticks": _num(diag1, "missed_ticks") - _num(diag0, "missed_ticks"),
-            "underrun_events": _num(diag1, "underrun_events") - _num(diag0, "underrun_events"),
+            "missed_ticks": diag_number(diag1, "missed_ticks") - diag_number(diag0, "missed_ticks"),
+            "underrun_events": diag_number(diag1, "underrun_events")
+            - diag_number(diag0, "underrun_events"),
             "diagnostics_span_s": (
-                _num(diag1, "commands_published") - _num(diag0, "commands_published")
+                diag_number(diag1, "commands_published") - diag_number(diag0, "commands_published")
             )
             * period,
         },

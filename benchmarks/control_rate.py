@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -41,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from robot_policy_ros.bench.procstat import cpu_seconds, diag_number  # noqa: E402
 from robot_policy_ros.core.timing import PeriodSummary, period_summary  # noqa: E402
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env  # noqa: E402
 
@@ -173,19 +173,6 @@ class Monitor:
         rclpy.try_shutdown()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _float(values: dict[str, str], key: str) -> float:
-    try:
-        return float(values.get(key, "nan"))
-    except ValueError:
-        return math.nan
-
-
 def make_act_checkpoint(out: Path, fps: float, image_hw: tuple[int, int], env) -> None:
     """A random ACT checkpoint with default hyper-parameters via the robot-policy CLI."""
     cmd = [
@@ -314,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             dead = [name for name, p in procs.items() if not p.alive()]
             if dead:
                 raise RuntimeError(f"{dead} exited:\n" + procs[dead[0]].output()[-3000:])
-            inferences = _float(monitor.latest("policy_node"), "inferences")
+            inferences = diag_number(monitor.latest("policy_node"), "inferences")
             if monitor.commands_seen > 10 and inferences >= 3:
                 break
             time.sleep(0.2)
@@ -349,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     source = period_summary(monitor.source, period)
     callback = period_summary(monitor.callback, period)
     values = np.array(monitor.values)
-    window_p99 = [_float(w, "period_error_p99_ms") for w in windows]
-    window_max = [_float(w, "period_error_max_ms") for w in windows]
-    missed_streamer = int(_float(streamer1, "missed_ticks") - _float(streamer0, "missed_ticks"))
-    inferences = _float(policy1, "inferences") - _float(policy0, "inferences")
+    window_p99 = [diag_number(w, "period_error_p99_ms") for w in windows]
+    window_max = [diag_number(w, "period_error_max_ms") for w in windows]
+    missed_streamer = int(
+        diag_number(streamer1, "missed_ticks") - diag_number(streamer0, "missed_ticks")
+    )
+    inferences = diag_number(policy1, "inferences") - diag_number(policy0, "inferences")
     cpu = {name: 100.0 * (cpu1[name] - cpu0[name]) / elapsed for name in cpu1}
     results = {
         "duration_s": elapsed,
@@ -369,9 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         "streamer_window_p99_ms_worst": float(np.nanmax(window_p99)) if windows else None,
         "streamer_window_max_ms_worst": float(np.nanmax(window_max)) if windows else None,
         "streamer_missed_ticks": missed_streamer,
-        "streamer_underrun_events": _float(streamer1, "underrun_events"),
-        "inference_latency_median_ms": _float(policy1, "inference_latency_median_ms"),
-        "inference_latency_p95_ms": _float(policy1, "inference_latency_p95_ms"),
+        "streamer_underrun_events": diag_number(streamer1, "underrun_events"),
+        "inference_latency_median_ms": diag_number(policy1, "inference_latency_median_ms"),
+        "inference_latency_p95_ms": diag_number(policy1, "inference_latency_p95_ms"),
         "inferences_per_s": inferences / elapsed,
         "commands_finite": bool(np.isfinite(values).all()) if values.size else None,
         "cpu_percent": cpu,

@@ -20,14 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_policy_ros.bench.procstat import cpu_seconds
 from robot_policy_ros.processes import isolated_ros_env
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rates(recv: list[float], stamps: list[float]) -> dict:
@@ -88,10 +84,10 @@ def main() -> int:
             rclpy.spin_once(node, timeout_sec=0.1)
         for lst in (js_recv, js_stamp, im_recv, im_stamp):
             lst.clear()
-        cpu0, t0 = _cpu_seconds(sim.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(sim.pid), time.monotonic()
         while time.monotonic() - t0 < args.seconds:
             rclpy.spin_once(node, timeout_sec=0.1)
-        cpu = (_cpu_seconds(sim.pid) - cpu0) / (time.monotonic() - t0)
+        cpu = (cpu_seconds(sim.pid) - cpu0) / (time.monotonic() - t0)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from robot_policy_ros.bench.procstat import diag_number  # noqa: E402
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env  # noqa: E402
 
 JOINTS = [f"joint_{i}" for i in range(1, 7)]
@@ -335,13 +336,6 @@ class ProcSampler:
         return 100.0 * (cpu - last[1]) / (now - last[0])
 
 
-def _f(values: dict[str, str], key: str) -> float:
-    try:
-        return float(values.get(key, "nan"))
-    except ValueError:
-        return math.nan
-
-
 def machine_info() -> dict[str, Any]:
     model = ""
     with open("/proc/cpuinfo") as fh:
@@ -492,14 +486,14 @@ class Soak:
         s = monitor.diag("command_streamer")
         p = monitor.diag("policy_node")
         for key in ("missed_ticks", "period_error_p99_ms", "period_error_max_ms", "tick_rate_hz"):
-            row[f"streamer_{key}"] = _f(s, key)
+            row[f"streamer_{key}"] = diag_number(s, key)
         row["streamer_state"] = s.get("state", "")
-        row["policy_inferences"] = _f(p, "inferences")
-        row["policy_latency_p95_ms"] = _f(p, "inference_latency_p95_ms")
+        row["policy_inferences"] = diag_number(p, "inferences")
+        row["policy_latency_p95_ms"] = diag_number(p, "inference_latency_p95_ms")
         row["policy_state"] = p.get("state", "")
         for cam in CAMERAS:
-            row[f"policy_frames_{cam}"] = _f(p, f"frames_received_{cam}")
-        row["policy_joint_states"] = _f(p, "joint_states_received")
+            row[f"policy_frames_{cam}"] = diag_number(p, f"frames_received_{cam}")
+        row["policy_joint_states"] = diag_number(p, "joint_states_received")
         try:
             status = monitor.recorder_status()
             row["recorder_pending"] = status["pending"]
@@ -680,7 +674,7 @@ class Soak:
             received = sum(b["topics"].get(topic, {}).get("received", 0) for b in self.bags)
             in_bag_lost = received - recorded
             if topic == "/joint_commands":
-                pub = _f(streamer, "commands_published")
+                pub = diag_number(streamer, "commands_published")
                 pub = None if math.isnan(pub) else int(pub)
             else:
                 pub = published.get(topic)
@@ -697,13 +691,13 @@ class Soak:
             cam = topic.strip("/").split("/")[0]
             key = f"frames_received_{cam}" if cam in CAMERAS else "joint_states_received"
             if cam in CAMERAS or topic == "/joint_states":
-                got = _f(policy, key)
+                got = diag_number(policy, key)
                 entry["policy_node_received"] = None if math.isnan(got) else int(got)
             topics[topic] = entry
         measured = [s for s in self.samples if s["t_s"] >= base["t_s"]]
         p99 = [s["streamer_period_error_p99_ms"] for s in measured]
         pmax = [s["streamer_period_error_max_ms"] for s in measured]
-        missed_total = _f(streamer, "missed_ticks")
+        missed_total = diag_number(streamer, "missed_ticks")
         missed_window = last["streamer_missed_ticks"] - base["streamer_missed_ticks"]
         streamer_res = {
             "missed_ticks_total": missed_total,
@@ -712,15 +706,15 @@ class Soak:
             "period_error_p99_ms_worst": _nanmax(p99),
             "period_error_max_ms_worst": _nanmax(pmax),
             "tick_rate_hz_last": last["streamer_tick_rate_hz"],
-            "commands_published": _f(streamer, "commands_published"),
-            "underrun_events": _f(streamer, "underrun_events"),
+            "commands_published": diag_number(streamer, "commands_published"),
+            "underrun_events": diag_number(streamer, "underrun_events"),
         }
         policy_res = {
-            "inferences": _f(policy, "inferences"),
-            "inference_latency_median_ms": _f(policy, "inference_latency_median_ms"),
-            "inference_latency_p95_ms": _f(policy, "inference_latency_p95_ms"),
-            "chunks_published": _f(policy, "chunks_published"),
-            "stale_skips": _f(policy, "stale_skips"),
+            "inferences": diag_number(policy, "inferences"),
+            "inference_latency_median_ms": diag_number(policy, "inference_latency_median_ms"),
+            "inference_latency_p95_ms": diag_number(policy, "inference_latency_p95_ms"),
+            "chunks_published": diag_number(policy, "chunks_published"),
+            "stale_skips": diag_number(policy, "stale_skips"),
         }
         stack = [n for n in names if n != "soak_monitor"]
         lost = [t["lost_by_recorder"] for t in topics.values() if "lost_by_recorder" in t]
