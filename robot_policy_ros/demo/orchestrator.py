@@ -31,6 +31,19 @@ class Orchestrator:
         # Spun by this object's own thread, so the client's waits only sleep.
         self.episodes = EpisodeClient(self.node, f"{ARM_NS}/sim_robot")
         self._lifecycle_clients: dict[str, Any] = {}
+        # The demo's e-stop input, as a real cell has one: latched "not stopped". The
+        # command_streamer waits for a latched e-stop's sample before it moves anything, so
+        # without one every activation would wait out its e_stop_grace_s.
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import Bool
+
+        latched = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self.e_stop = self.node.create_publisher(Bool, "/e_stop", latched)
+        self.e_stop.publish(Bool(data=False))
         self.pauses: list[tuple[float, float]] = []  # (monotonic) policy stack restarts
         self._spinning = True
         self._lock = threading.Lock()
