@@ -18,7 +18,7 @@ NODE_TABLES: dict[str, str] = {
     "policy_node": "robot_policy_ros.params.policy_node:SPECS",
     "command_streamer": "robot_policy_ros.params.command_streamer:SPECS",
     "camera_node": "robot_policy_ros.params.camera_node:SPECS",
-    "bag_recorder": "robot_policy_ros.nodes.bag_recorder:SPECS",
+    "bag_recorder": "robot_policy_ros.params.bag_recorder:SPECS",
     "sim_robot": "robot_policy_ros.params.sim_robot:SPECS",
     "scripted_expert": "robot_policy_ros.params.scripted_expert:SPECS",
     "episode_driver": "robot_policy_ros.params.episode_driver:SPECS",
