@@ -650,6 +650,8 @@ class StreamerCore:
         """Figures for /diagnostics."""
         measured = self.measured
         filt = self.filter
+        # A copy (one C-level call): the decoder thread may add a key while we read.
+        rejected = dict(self.chunks_rejected)
         values: dict[str, Any] = {
             "e_stop": self._estop.is_set(),
             "e_stop_input": self.e_stop_value,
@@ -658,7 +660,7 @@ class StreamerCore:
             "underrun_ticks": self.underrun_ticks,
             "underrun_events": self.underrun_events,
             "chunks_received": self.chunks_received,
-            "chunks_rejected": sum(self.chunks_rejected.values()),
+            "chunks_rejected": sum(rejected.values()),
             "clamped_ticks": filt.clamped_total,
             "rate_limited_ticks": filt.rate_limited_total,
             "safety_rejects": filt.rejected_total,
@@ -670,6 +672,6 @@ class StreamerCore:
         }
         if self.config.deadman_timeout_s > 0:
             values["deadman_alive"] = self._deadman_fresh(wall_now)
-        for key, count in self.chunks_rejected.items():
+        for key, count in rejected.items():
             values[f"chunks_rejected_{key}"] = count
         return values

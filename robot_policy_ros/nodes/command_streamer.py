@@ -432,8 +432,13 @@ class CommandStreamer(ManagedNode):
         self._pubs = [self._cmd_pub, self._diag_pub]
         self._srv = self.create_service(Trigger, "~/reset_e_stop", self._on_reset_e_stop)
         self._timers = [
-            self.create_timer(params["diagnostics_period_s"], self._publish_diagnostics),
-            self.create_timer(params["status_log_period_s"], self._log_status),
+            # Guarded: a reporting fault is logged and never ends the executor's spin.
+            self.create_timer(
+                params["diagnostics_period_s"], guarded(self._publish_diagnostics, log, "diag")
+            ),
+            self.create_timer(
+                params["status_log_period_s"], guarded(self._log_status, log, "status")
+            ),
         ]
         self._configured = True
         self.state = "inactive"
