@@ -8,10 +8,12 @@ the postprocessor), in LeRobot's units (degrees here).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
 import math
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +26,13 @@ from robot_policy_ros import cli
 from robot_policy_ros.lerobot.source import LeRobotImportError, read_lerobot_folder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
-NAMES = ("act_one_camera", "act_two_cameras", "diffusion_two_cameras")
+NAMES = (
+    "act_one_camera",
+    "act_two_cameras",
+    "diffusion_two_cameras",
+    "diffusion_group_norm_one_camera",
+    "diffusion_separate_encoders_ddpm",
+)
 TOLERANCE = 1e-4
 
 
@@ -32,11 +40,32 @@ def lerobot_folder(name: str, tmp_path: Path) -> Path:
     """A copy of a fixture as LeRobot wrote it (model.safetensors decompressed, no io.npz)."""
     dst = tmp_path / f"{name}_src"
     shutil.copytree(FIXTURES / name, dst)
-    xz = dst / "model.safetensors.xz"
-    (dst / "model.safetensors").write_bytes(lzma.decompress(xz.read_bytes()))
-    xz.unlink()
+    packed = dst / "model.safetensors.pack"
+    if packed.exists():
+        (dst / "model.safetensors").write_bytes(unpack_model(packed, dst / "fixture.json"))
+        packed.unlink()
+        (dst / "fixture.json").unlink()
+    else:
+        xz = dst / "model.safetensors.xz"
+        (dst / "model.safetensors").write_bytes(lzma.decompress(xz.read_bytes()))
+        xz.unlink()
     (dst / "io.npz").unlink()
     return dst
+
+
+def unpack_model(packed: Path, record: Path) -> bytes:
+    """LeRobot's model.safetensors rebuilt from tools/make_lerobot_fixtures.py's lossless
+    pack; refused unless its size and SHA-256 equal those of the file LeRobot wrote."""
+    blob = lzma.decompress(packed.read_bytes())
+    assert blob[:5] == b"RPPK1"
+    (mlen,) = struct.unpack("<Q", blob[5:13])
+    manifest = json.loads(blob[13 : 13 + mlen])
+    payload = blob[13 + mlen :]
+    raw = b"".join(payload[o : o + n] * c for o, n, c in manifest["segments"])
+    want = json.loads(record.read_text())
+    assert len(raw) == want["model_safetensors_size"]
+    assert hashlib.sha256(raw).hexdigest() == want["model_safetensors_sha256"]
+    return raw
 
 
 def units_for(j: int) -> tuple[str, np.ndarray, np.ndarray]:

@@ -8,18 +8,27 @@ weight and statistic is set from a seeded generator, plus ``io.npz``: fixed inpu
 LeRobot's units and the actions LeRobot itself returns for them
 (``predict_action_chunk`` followed by the postprocessor).
 
-To keep the committed files small, the ResNet18 weights (11 M numbers) repeat a short
-seeded random vector per tensor (a different one for every tensor), so ``model.safetensors``
-is stored xz-compressed as ``model.safetensors.xz``; the tests decompress it. Deterministic:
-running the script twice writes the same weights and actions.
+To keep the committed files small, every tensor longer than a short period repeats a
+seeded random vector of that period (a different one for every tensor; 31 numbers in the
+ResNet18 backbone, 61 elsewhere), and LeRobot's ``model.safetensors`` is stored losslessly
+as ``model.safetensors.pack``: an xz stream of a JSON manifest and a payload, where each
+segment of the file is a byte string repeated a whole number of times. The tests rebuild
+the file and check its size and SHA-256 against those of the file LeRobot wrote (kept in
+``fixture.json``, with the LeRobot and torch versions that made the fixture). Images use
+16 grey levels per channel for the same reason. Deterministic: running the script twice
+writes the same weights and actions.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.metadata
 import json
 import lzma
 import math
 import shutil
+import struct
 import sys
 from pathlib import Path
 
@@ -32,6 +41,11 @@ from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
 from lerobot.policies.factory import make_pre_post_processors
 
+DEFAULT_MAPPING = {
+    "VISUAL": NormalizationMode.MEAN_STD,
+    "STATE": NormalizationMode.MIN_MAX,
+    "ACTION": NormalizationMode.MIN_MAX,
+}
 OUT = Path(__file__).resolve().parent.parent / "test" / "fixtures" / "lerobot"
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -40,7 +54,8 @@ def seeded_values(name: str, shape: tuple[int, ...], seed: int, tile: bool) -> t
     """Deterministic values for one tensor, scaled so activations stay O(1)."""
     rng = np.random.default_rng([seed, sum(name.encode()) * 7919 + len(name)])
     n = int(np.prod(shape)) if shape else 1
-    base = rng.standard_normal(257 if tile and n > 257 else n)
+    period = 31 if tile else 61
+    base = rng.standard_normal(period if n > period else n)
     v = np.resize(base, n).reshape(shape)
     leaf = name.rsplit(".", 1)[-1]
     is_norm = ".bn" in name or "downsample.1" in name or "norm" in name
@@ -99,14 +114,95 @@ def _image_stats(rng: np.random.Generator, keys) -> dict:
     return stats
 
 
-def _save(out: Path, policy, pre, post, arrays: dict) -> None:
+def pack_safetensors(raw: bytes) -> bytes:
+    """Lossless: each tensor's bytes as (chunk, repeat count) segments where they repeat."""
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + hlen])
+    base = 8 + hlen
+    pieces: list[bytes] = []
+    segments: list[list[int]] = []
+    pos = 0
+
+    def add(chunk: bytes, count: int) -> None:
+        nonlocal pos
+        segments.append([pos, len(chunk), count])
+        pieces.append(chunk)
+        pos += len(chunk)
+
+    add(raw[:base], 1)
+    end = base
+    entries = sorted(
+        (v["data_offsets"] for k, v in header.items() if k != "__metadata__"),
+        key=lambda o: o[0],
+    )
+    for start, stop in entries:
+        assert base + start == end, "safetensors data not contiguous"
+        data = raw[base + start : base + stop]
+        end = base + stop
+        done = False
+        for period in (31, 61):
+            pb = period * 4
+            if len(data) > 2 * pb:
+                count, rem = divmod(len(data), pb)
+                if data[:pb] * count + data[:rem] == data:
+                    add(data[:pb], count)
+                    if rem:
+                        add(data[:rem], 1)
+                    done = True
+                    break
+        if not done:
+            add(data, 1)
+    assert end == len(raw)
+    manifest = json.dumps({"size": len(raw), "segments": segments}).encode()
+    blob = b"RPPK1" + struct.pack("<Q", len(manifest)) + manifest + b"".join(pieces)
+    return lzma.compress(blob, preset=9)
+
+
+def unpack_safetensors(packed: bytes) -> bytes:
+    blob = lzma.decompress(packed)
+    (mlen,) = struct.unpack("<Q", blob[5:13])
+    manifest = json.loads(blob[13 : 13 + mlen])
+    payload = blob[13 + mlen :]
+    return b"".join(payload[o : o + n] * c for o, n, c in manifest["segments"])
+
+
+def _save(out: Path, policy, pre, post, arrays: dict, spec: dict) -> None:
     policy.save_pretrained(out)
-    pre.save_pretrained(out)
-    post.save_pretrained(out)
+    if pre is not None:
+        pre.save_pretrained(out)
+        post.save_pretrained(out)
     np.savez_compressed(out / "io.npz", **arrays)
     raw = (out / "model.safetensors").read_bytes()
-    (out / "model.safetensors.xz").write_bytes(lzma.compress(raw, preset=9))
+    packed = pack_safetensors(raw)
+    assert unpack_safetensors(packed) == raw  # lossless, checked before anything is written
+    (out / "model.safetensors.pack").write_bytes(packed)
     (out / "model.safetensors").unlink()
+    record = {
+        "lerobot_version": importlib.metadata.version("lerobot"),
+        "torch_version": torch.__version__,
+        "model_safetensors_size": len(raw),
+        "model_safetensors_sha256": hashlib.sha256(raw).hexdigest(),
+        "spec": {k: v for k, v in spec.items() if k != "normalization_mapping"},
+    }
+    (out / "fixture.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+
+def _images(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """uint8 RGB with 16 levels per channel: low entropy, still every pixel distinct in use."""
+    return (rng.integers(0, 16, shape) * 17).astype(np.uint8)
+
+
+def _config(cls, **kwargs):
+    """The config with only the fields this LeRobot version has; refuse a non-default one
+    that it lacks (the fixture would silently test something else)."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kept = {}
+    for key, value in kwargs.items():
+        if key in names:
+            kept[key] = value
+        elif value not in (None, 1.0, False):
+            raise SystemExit(f"{cls.__name__} of this LeRobot has no {key} (wanted {value!r})")
+    return cls(**kept)
 
 
 def build_diffusion(name: str, spec: dict) -> None:
@@ -118,7 +214,8 @@ def build_diffusion(name: str, spec: dict) -> None:
     for key, (h, w) in spec["cameras"].items():
         inputs[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, h, w))
     outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(j,))}
-    cfg = DiffusionConfig(
+    cfg = _config(
+        DiffusionConfig,
         input_features=inputs,
         output_features=outputs,
         device="cpu",
@@ -137,7 +234,8 @@ def build_diffusion(name: str, spec: dict) -> None:
         kernel_size=3,
         n_groups=4,
         diffusion_step_embed_dim=8,
-        noise_scheduler_type="DDIM",
+        noise_scheduler_type=spec.get("scheduler", "DDIM"),
+        normalization_mapping=spec.get("normalization_mapping", DEFAULT_MAPPING),
         num_inference_steps=spec["num_inference_steps"],
         prediction_type=spec["prediction_type"],
         clip_sample=spec["clip_sample"],
@@ -159,10 +257,7 @@ def build_diffusion(name: str, spec: dict) -> None:
     state = (st["mean"].numpy() + st["std"].numpy() * rng.standard_normal((n, t, j))).astype(
         np.float32
     )
-    images = {
-        key: rng.integers(0, 256, (n, t, h, w, 3), dtype=np.uint8)
-        for key, (h, w) in spec["cameras"].items()
-    }
+    images = {key: _images(rng, (n, t, h, w, 3)) for key, (h, w) in spec["cameras"].items()}
     noise = rng.standard_normal((n, spec["horizon"], j)).astype(np.float32)
     obs = {"observation.state": torch.from_numpy(state)}
     for key, img in images.items():
@@ -174,7 +269,7 @@ def build_diffusion(name: str, spec: dict) -> None:
     arrays = {"state": state, "actions": actions.astype(np.float64), "noise": noise}
     for key, img in images.items():
         arrays[f"image.{key}"] = img
-    _save(out, policy, pre, post, arrays)
+    _save(out, policy, pre, post, arrays, spec)
     print(name, "ok")
 
 
@@ -186,7 +281,8 @@ def build_act(name: str, spec: dict) -> None:
     for key, (h, w) in spec["cameras"].items():
         inputs[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, h, w))
     outputs = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(j,))}
-    cfg = ACTConfig(
+    cfg = _config(
+        ACTConfig,
         input_features=inputs,
         output_features=outputs,
         device="cpu",
@@ -235,9 +331,6 @@ def build_act(name: str, spec: dict) -> None:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    policy.save_pretrained(out)
-    pre.save_pretrained(out)
-    post.save_pretrained(out)
 
     # Fixed inputs in LeRobot's units; LeRobot's own actions for them.
     n = 2
@@ -245,10 +338,7 @@ def build_act(name: str, spec: dict) -> None:
     state = (st["mean"].numpy() + st["std"].numpy() * rng.standard_normal((n, j))).astype(
         np.float32
     )
-    images = {
-        key: rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-        for key, (h, w) in spec["cameras"].items()
-    }
+    images = {key: _images(rng, (n, h, w, 3)) for key, (h, w) in spec["cameras"].items()}
     actions = []
     for i in range(n):
         obs = {"observation.state": torch.from_numpy(state[i])}
@@ -261,11 +351,7 @@ def build_act(name: str, spec: dict) -> None:
     arrays = {"state": state, "actions": np.stack(actions).astype(np.float64)}
     for key, img in images.items():
         arrays[f"image.{key}"] = img
-    np.savez_compressed(out / "io.npz", **arrays)
-
-    raw = (out / "model.safetensors").read_bytes()
-    (out / "model.safetensors.xz").write_bytes(lzma.compress(raw, preset=9))
-    (out / "model.safetensors").unlink()
+    _save(out, policy, pre, post, arrays, spec)
     print(name, "ok", json.dumps({k: list(v) for k, v in spec["cameras"].items()}))
 
 
@@ -321,6 +407,49 @@ DIFFUSION_SPECS = {
         "num_inference_steps": 5,
         "prediction_type": "epsilon",
         "clip_sample": True,
+    },
+    # One camera, GroupNorm ResNet18, DDIM with sample prediction, MEAN_STD state/action.
+    "diffusion_group_norm_one_camera": {
+        "seed": 4,
+        "joints": 3,
+        "n_obs_steps": 2,
+        "horizon": 8,
+        "n_action_steps": 3,
+        "cameras": {"observation.images.front": (40, 48)},
+        "crop_shape": (32, 40),
+        "use_group_norm": True,
+        "separate": False,
+        "num_inference_steps": 4,
+        "prediction_type": "sample",
+        "clip_sample": False,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MEAN_STD,
+        },
+    },
+    # Two cameras, one GroupNorm ResNet18 per camera, DDPM. LeRobot's DDPM draws fresh noise
+    # at every step t > 0 from torch's global generator, which `predict` cannot be given, so
+    # one inference step (t = 0, no added noise) keeps the actions a function of the inputs.
+    "diffusion_separate_encoders_ddpm": {
+        "seed": 5,
+        "joints": 4,
+        "n_obs_steps": 2,
+        "horizon": 8,
+        "n_action_steps": 4,
+        "cameras": {"observation.images.top": (40, 48), "observation.images.wrist": (40, 48)},
+        "crop_shape": (32, 32),
+        "use_group_norm": True,
+        "separate": True,
+        "scheduler": "DDPM",
+        "num_inference_steps": 1,
+        "prediction_type": "epsilon",
+        "clip_sample": True,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.IDENTITY,
+            "STATE": NormalizationMode.MIN_MAX,
+            "ACTION": NormalizationMode.MEAN_STD,
+        },
     },
 }
 
