@@ -1,7 +1,8 @@
 """import-lerobot / predict: LeRobot checkpoints give LeRobot's own actions; bad folders refused.
 
-The fixtures in test/fixtures/lerobot/ are real LeRobot 0.6.1 ACT checkpoints written by
-tools/make_lerobot_fixtures.py with LeRobot's own classes and save_pretrained; io.npz holds
+The fixtures in test/fixtures/lerobot/ are real LeRobot 0.6.1 ACT and Diffusion checkpoints
+(fixture.json names the version) written by tools/make_lerobot_fixtures.py with LeRobot's
+own classes and save_pretrained, model.safetensors packed losslessly; io.npz holds
 fixed inputs and the actions LeRobot returned for them (predict_action_chunk followed by
 the postprocessor), in LeRobot's units (degrees here).
 """
