@@ -80,12 +80,6 @@ _INFINITE_NS = 9223372036854775807
 DIAGNOSTICS_PERIOD_S = 1.0
 #: GIL switch interval of the recorder process (see main()).
 GIL_SWITCH_INTERVAL_S = 0.0005
-#: Fixed glibc mmap threshold of the recorder process (bytes); see tune_malloc().
-MALLOC_MMAP_THRESHOLD = 256 * 1024
-#: Most glibc malloc arenas of the recorder process; see tune_malloc().
-MALLOC_ARENA_MAX = 2
-_M_MMAP_THRESHOLD = -3  # mallopt() parameter numbers from glibc's <malloc.h>
-_M_ARENA_MAX = -8
 
 
 def _duration_ns(d: Any) -> int:
@@ -524,34 +518,6 @@ class BagRecorder(Node):
             self.stop_episode(reason="shutdown")
 
 
-def tune_malloc() -> bool:
-    """Make glibc give freed image buffers back to the OS at once (True if it applied).
-
-    Why: a camera frame is ~0.9 MB. glibc serves it by mmap at first, but after the first
-    such block is freed its *dynamic* mmap threshold rises above the frame size, and from
-    then on frames come from the heap. Whenever the writer queue backs up (a bag closes,
-    the disk stalls) the heap grows by the queued frames and, fragmented by the small
-    blocks allocated meanwhile, is never trimmed back: benchmarks/soak.py measured the
-    recorder's RSS rising in steps, 159 -> 255 MB in 10 minutes, while its queue was
-    empty again at the end. A fixed threshold (setting it turns the dynamic one off)
-    keeps every frame in its own mapping, unmapped when the bag has written it; fewer
-    arenas keep the buffers freed by the writer thread from piling up in per-thread
-    arenas. Cost: one mmap/munmap per frame (~90/s). No-op where glibc is absent.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    ok = mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD) == 1
-    return mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX) == 1 and ok
-
-
 def _path_error(exc: OSError, path: Path) -> str:
     """'Not a directory (ENOTDIR) at /x/afile' for an OSError about ``path``."""
     text = describe_error(exc)
@@ -634,7 +600,6 @@ def main(argv: list[str] | None = None) -> int:
     # benchmarks/soak.py: ~20 executor cycles/s, most joint states lost). 0.5 ms as in
     # command_streamer.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    tune_malloc()  # freed frames go back to the OS (the RSS growth of the soak)
     # A file size limit (ulimit -f) then fails a write with EFBIG, which ends that bag
     # cleanly, instead of killing the recorder (SIGXFSZ's default) with the bag unclosed.
     if hasattr(signal, "SIGXFSZ"):
