@@ -374,6 +374,8 @@ def make_checkpoint(
     spec = JointLimits(names=tuple(joints), lower=lower, upper=upper, max_velocity=vmax)
     if policy_type == "mlp":
         overrides = {"vision_backbone": "tiny_cnn", "hidden_dims": (32,), **overrides}
+    if policy_type != "diffusion":  # diffusion's chunk is its n_action_steps
+        overrides = {"chunk_size": chunk_size, **overrides}
     policy = make_policy(
         policy_type,
         list(joints),
@@ -381,7 +383,6 @@ def make_checkpoint(
         fps,
         limits=spec,
         seed=0,
-        chunk_size=chunk_size,
         **overrides,
     )
     return save_checkpoint(policy, out_dir)

@@ -351,3 +351,153 @@ def test_disk_full_at_close_keeps_the_flushed_part(start_node, rclpy_context, tm
     (line,) = _error_lines(proc)
     assert "3 messages flushed before the error" in line, line
     assert proc.alive()
+
+
+# -- EROFS and EACCES: a real read-only file system and a real permission refusal -------------
+
+FAULT_MODULE = "fault_exec"
+
+
+def _start_faulted(start_node, out: Path, topics: list[str], env: dict[str, str], *params: str):
+    """The recorder through test/fault_exec.py (private tmpfs and/or unprivileged uid)."""
+    test_dir = str(Path(__file__).parent)
+    import os
+
+    path = os.pathsep.join([test_dir, os.environ.get("PYTHONPATH", "")])
+    proc = start_node(
+        FAULT_MODULE,
+        "-p",
+        f"output_dir:={out}",
+        "-p",
+        f"topics:=[{','.join(repr(t) for t in topics)}]",
+        "-p",
+        "discovery_period_s:=0.1",
+        *params,
+        args=(MODULE,),
+        **env,
+        PYTHONPATH=path,
+    )
+    if not proc.wait_for_output("recording", 30):
+        text = proc.output()
+        if "fault_exec:" in text or "mount:" in text or "ModuleNotFoundError" in text:
+            pytest.skip(f"this sandbox cannot prepare the fault: {text.strip()[-300:]}")
+        raise AssertionError(text)
+    return proc
+
+
+def test_read_only_file_system_refuses_recording_with_erofs(
+    start_node, rclpy_context, tmp_path: Path
+):
+    """A real EROFS: the recorder's own tmpfs is remounted read-only between two bags.
+
+    (Linux refuses to remount read-only while a file on it is open for writing, EBUSY, so
+    the read-only switch cannot land in the middle of a bag.) ~/start is refused naming
+    the folder and EROFS, /diagnostics turns ERROR, the node keeps running, the bag closed
+    before stays valid (rosbags and the mcap reader); writable again, ~/start records.
+    """
+    import subprocess
+
+    if shutil.which("nsenter") is None or shutil.which("mount") is None:
+        pytest.skip("nsenter / mount not installed")
+    out = tmp_path / "ro_disk"
+    topics = ["/rec_erofs/chatter", "/rec_erofs/joint_states"]
+    proc = _start_faulted(
+        start_node, out, topics, {"FAULT_TMPFS": str(out)}, "-p", "episode_topic:=''"
+    )
+    seen = Path(f"/proc/{proc.proc.pid}/root") / str(out).lstrip("/")
+
+    def mount(mode: str) -> None:
+        cmd = ["nsenter", "-t", str(proc.proc.pid), "-m", "mount", "-o", f"remount,{mode}"]
+        subprocess.run([*cmd, str(out)], check=True, capture_output=True)
+
+    h = FaultHarness(rclpy_context, topics)
+    try:
+        h.wait_matched()
+        bag = Path(h.call("start").message)
+        h.publish(n_chatter=30, n_joints=20)
+        h.wait_received({topics[0]: 30, topics[1]: 20})
+        assert h.call("stop").success
+        mount("ro")
+        refused = h.call("start")
+        assert not refused.success, refused.message
+        assert "Read-only file system (EROFS)" in refused.message, refused.message
+        assert str(out) in refused.message, refused.message
+        diag = h.wait_diagnostic(2, "EROFS")
+        assert proc.alive() and not h.status()["recording"]
+        mount("rw")
+        again = h.call("start")
+        assert again.success, again.message
+        h.publish(n_chatter=7, n_joints=3)
+        h.wait_received({topics[0]: 7, topics[1]: 3})
+        assert h.call("stop").success
+        saved = tmp_path / "copied"
+        shutil.copytree(seen, saved)  # the tmpfs is seen by the recorder's namespace only
+    finally:
+        h.close()
+    assert "EROFS" in diag.message
+    _assert_valid(saved / bag.name, {topics[0]: 30, topics[1]: 20})
+    _assert_valid(saved / Path(again.message).name, {topics[0]: 7, topics[1]: 3})
+    assert proc.alive()
+
+
+def test_permission_denied_mid_recording_stops_with_eacces(start_node, rclpy_context, tmp_path):
+    """A real EACCES: the recorder runs as an unprivileged uid and its bag folder is made
+    read-only (chmod 0555) mid-episode; closing the bag cannot write metadata.yaml.
+
+    The error names the file and EACCES, /diagnostics turns ERROR, the node keeps running,
+    the storage file is complete and ``--recover`` adds the metadata.
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    nobody = 65534
+    probe = ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv not installed: cannot run the recorder unprivileged")
+    ran = subprocess.run([*probe, sys.executable, "-c", "import argparse, rclpy"], check=False)
+    if ran.returncode != 0:
+        pytest.skip(f"uid {nobody} cannot run {sys.executable} here (its files are root-only)")
+    base = Path(tempfile.mkdtemp(prefix="rec_eacces-"))  # tmp_path's parents are root-only
+    try:
+        base.chmod(0o777)
+        out = base / "bags"
+        out.mkdir()
+        os.chown(out, nobody, nobody)
+        logs = base / "log"
+        logs.mkdir()
+        os.chown(logs, nobody, nobody)
+        topics = ["/rec_eacces/chatter", "/rec_eacces/joint_states"]
+        env = {"FAULT_UID": str(nobody), "ROS_LOG_DIR": str(logs), "ROS_HOME": str(logs)}
+        proc = _start_faulted(
+            start_node, out, topics, env, "-p", "episode_topic:=''", "-p", "flush_interval_s:=0.2"
+        )
+        h = FaultHarness(rclpy_context, topics)
+        try:
+            h.wait_matched()
+            bag = Path(h.call("start").message)
+            h.publish(n_chatter=25, n_joints=15)
+            h.wait_received({topics[0]: 25, topics[1]: 15})
+            bag.chmod(0o555)  # nobody may not create metadata.yaml in it any more
+            out.chmod(0o555)  # ... nor a new bag folder
+            stopped = h.call("stop")
+            diag = h.wait_diagnostic(2, "EACCES")
+            refused = h.call("start")
+            assert proc.alive() and not h.status()["recording"]
+        finally:
+            h.close()
+        assert not stopped.success
+        report = json.loads(stopped.message)
+        assert "Permission denied (EACCES)" in report["error"], report
+        assert str(bag) in report["error"], report
+        assert not refused.success and "EACCES" in refused.message, refused.message
+        assert "EACCES" in diag.message
+        (line,) = _error_lines(proc)
+        assert "Permission denied (EACCES)" in line and "--recover" in line, line
+        bag.chmod(0o755)
+        assert not bag_is_complete(bag)
+        recover_bag(bag)
+        _assert_valid(bag, {topics[0]: 25, topics[1]: 15})
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

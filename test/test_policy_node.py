@@ -224,3 +224,37 @@ def test_policy_node_resets_horizon_on_clock_jump(start_node, rclpy_context, che
         _jump_and_expect_fresh_chunk(robot, proc, 100.0, 2)
         assert proc.wait_for_output("ROS clock jumped by -5", 5.0), proc.output()
         assert "Traceback" not in proc.output()
+
+
+def test_observation_history_frames_one_over_fps_apart_at_another_inference_rate(
+    start_node, rclpy_context, tmp_path
+):
+    """n_obs_steps 3 at 10 fps, inference at 3 Hz, camera at 30 Hz: the frames given to the
+    policy are 100 ms apart (within half a camera period), not one inference period."""
+    ckpt = make_checkpoint(
+        tmp_path / "diff",
+        fps=10.0,
+        policy_type="diffusion",
+        vision_backbone="tiny_cnn",
+        backbone_width=4,
+        horizon=8,
+        n_action_steps=5,
+        n_obs_steps=3,
+        down_dims=(8, 16),
+        n_groups=4,
+        diffusion_step_embed_dim=8,
+        spatial_softmax_num_keypoints=4,
+        num_inference_steps=2,
+    )
+    proc = _start(start_node, ckpt, "inference_trigger:=rate", "inference_rate_hz:=3.0")
+    cameras = {"front": ("front/image_raw", (32, 32), "rgb8")}
+    with FakeRobot(rclpy_context, positions=[0.1, -0.2, 0.05], cameras=cameras) as robot:
+        assert robot.wait_for(lambda: len(robot.chunks) >= 5, 60.0), proc.output()
+        diag = robot.diagnostic_values("policy_node")
+        offsets = [float(v) for v in diag["observation_history_offsets_ms"].split()]
+        assert len(offsets) == 3 and offsets[-1] == 0.0, diag
+        # 1000/30/2 ms: the nearest camera frame to each target
+        np.testing.assert_allclose(offsets, [-200.0, -100.0, 0.0], atol=1000 / 30 / 2 + 1.0)
+        stamps = [_stamp(m) for _, m in list(robot.chunks)[-4:]]
+        period = float(np.median(np.diff(stamps)))
+        assert period > 0.2, stamps  # inference ~3 Hz: not the 100 ms the frames are apart

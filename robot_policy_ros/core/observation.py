@@ -36,6 +36,7 @@ class GateResult:
             state is listed as ``joint_states``.
         images: camera name -> payload as stored (only when ok).
         joints: joint-state payload as stored (only when ok).
+        stamps: input name -> stamp of the input used (only when ok).
     """
 
     ok: bool
@@ -44,6 +45,7 @@ class GateResult:
     ages: dict[str, float]
     images: dict[str, Any] = field(default_factory=dict)
     joints: Any = None
+    stamps: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_age(self) -> float:
@@ -140,4 +142,5 @@ class ObservationGate:
             ages=ages,
             images={name: latest[name][1] for name in self.camera_names},
             joints=latest[JOINTS][1],
+            stamps={name: latest[name][0] for name in (*self.camera_names, JOINTS)},
         )

@@ -21,6 +21,12 @@ observation time (the oldest stamp among the inputs used), joint_names in checkp
 point i = action i with time_from_start = i / fps. Chunks with any non-finite value are
 dropped and counted, never published.
 
+Observation history (``n_obs_steps`` > 1): every input is also kept by stamp
+(robot_policy_ros.core.obs_history) and the policy is given, for an observation at ``t``,
+the frames nearest ``t - k / fps`` (k = n_obs_steps - 1 ... 0), as the training dataset
+and LeRobot sample them, whatever rate inference runs at; padded with the earliest frame
+until enough history exists. Activation and clock jumps clear it.
+
 A ROS clock jump (backwards, e.g. a sim reset restarting ``/clock``, or forwards by more than
 ``max_clock_jump_s``) resets everything time-indexed: the published horizon, the stored
 inputs and their stamp watch, the policy's observation history. Inputs stamped before the
@@ -58,7 +64,8 @@ from robot_policy_ros.core.images import (
     fit_for_camera,
     raw_to_rgb,
 )
-from robot_policy_ros.core.observation import ObservationGate
+from robot_policy_ros.core.obs_history import Entry, ObservationHistory
+from robot_policy_ros.core.observation import JOINTS, ObservationGate
 from robot_policy_ros.core.observation_health import (
     JointStateError,
     JointStateMapper,
@@ -144,6 +151,8 @@ class PolicyNode(ManagedNode):
         self._jump_handle: Any = None
         self._wall_watch: SystemClockWatch | None = None
         self._published_end = -math.inf
+        self._history: ObservationHistory | None = None
+        self.last_history_offsets: list[float] = []  # frame stamp - observation stamp
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -220,6 +229,17 @@ class PolicyNode(ManagedNode):
         self._joints = JointStateMapper(self.joint_names)
         self._stamps = StampWatch()
         self._published_end = -math.inf
+        self.n_obs_steps = int(policy.n_obs_steps)
+        self._history = (
+            ObservationHistory(
+                [*self.camera_names, JOINTS],
+                self.n_obs_steps,
+                self.fps,
+                keep_margin_s=params["max_observation_age_s"] + 1.0 / self.fps,
+            )
+            if self.n_obs_steps > 1
+            else None
+        )
         self._warm_up()
         self._watch_clock_jumps(params["max_clock_jump_s"])
 
@@ -257,6 +277,11 @@ class PolicyNode(ManagedNode):
             f"{policy.policy_type} checkpoint: {len(self.joint_names)} joints, cameras "
             f"{self.image_shapes}, chunk {policy.chunk_size} @ {self.fps:g} fps "
             f"({self.chunk_span:.2f} s), torch threads {threads}; inputs {topics}"
+            + (
+                f"; observation history {self.n_obs_steps} frames {1e3 / self.fps:.0f} ms apart"
+                if self.n_obs_steps > 1
+                else ""
+            )
         )
 
     def _make_predictor(self, policy: Any, params: dict[str, Any]) -> Any:
@@ -322,8 +347,14 @@ class PolicyNode(ManagedNode):
 
     # -- activation ----------------------------------------------------------------------------
 
+    def _clear_history(self) -> None:
+        if self._history is not None:
+            self._history.clear()
+        self.last_history_offsets = []
+
     def activate(self) -> None:
         self.gate.clear()
+        self._clear_history()
         self.policy.reset()
         self._published_end = -math.inf
         self._jumps.reset()
@@ -343,6 +374,7 @@ class PolicyNode(ManagedNode):
         # Forget every input and what was published: nothing old is used after re-activation.
         self.gate.clear()
         self._stamps.clear()
+        self._clear_history()
         self._published_end = -math.inf
         if self.policy is not None:
             self.policy.reset()
@@ -387,6 +419,8 @@ class PolicyNode(ManagedNode):
                         return
                     self._stamps.note(name, stamp)
                     gate.set_camera(name, stamp, msg)
+                    if self._history is not None:
+                        self._history.add(name, stamp, msg)
 
         return _on_image
 
@@ -409,6 +443,8 @@ class PolicyNode(ManagedNode):
                 self.dropped_before_jump += 1
                 return
             self.gate.set_joints(stamp, positions)
+            if self._history is not None:
+                self._history.add(JOINTS, stamp, positions)
 
     # -- clock jumps ---------------------------------------------------------------------------
 
@@ -459,6 +495,7 @@ class PolicyNode(ManagedNode):
             if self._configured:
                 self.gate.clear()
                 self._stamps.clear()
+                self._clear_history()
 
     def _jumped(self, before: float, after: float, why: str) -> None:
         with self._jump_lock:
@@ -535,26 +572,45 @@ class PolicyNode(ManagedNode):
             self._log("stale", "warning", f"no inference: {reason}")
             return False
         self.stale_reason = ""
+        history: list[Observation] | None = None
+        name = ""
         try:
-            images = {}
-            for name, msg in gate.images.items():
-                size = self.image_shapes[name]
-                if isinstance(msg, CompressedImage):
-                    _fmt, width, height = compressed_image_size(msg.data)
-                    fit = self._fit_for(name, height, width)
-                    images[name] = compressed_to_rgb(msg.data, size, fit)
-                else:
-                    fit = self._fit_for(name, msg.height, msg.width)
-                    images[name] = raw_to_rgb(
-                        msg.encoding,
-                        msg.height,
-                        msg.width,
-                        msg.step,
-                        msg.data,
-                        size,
-                        bool(msg.is_bigendian),
-                        fit,
+            if self._history is None:
+                images = {}
+                for name, msg in gate.images.items():
+                    images[name] = self._to_rgb(name, msg)
+                joints = gate.joints
+            else:
+                with self._jump_lock:
+                    try:
+                        frames = self._history.frames(gate.stamp, gate.stamps)
+                    except KeyError:
+                        return False  # cleared by a clock jump since the snapshot
+                    # the stored entries, so that their conversions serve later inferences
+                    current = {
+                        n: self._history.at(n, gate.stamps[n], gate.images[n])
+                        for n in self.camera_names
+                    }
+                images = {}
+                for name, entry in current.items():
+                    images[name] = self._entry_rgb(name, entry)
+                joints = gate.joints
+                history = []
+                for frame in frames:
+                    imgs = {}
+                    for name in self.camera_names:
+                        imgs[name] = self._entry_rgb(name, frame[name])
+                    history.append(
+                        Observation(
+                            images=imgs,
+                            joint_positions=frame[JOINTS].payload,
+                            stamp=frame[self.camera_names[0]].stamp,
+                        )
                     )
+                first = self.camera_names[0]
+                self.last_history_offsets = [
+                    frame[first].stamp - gate.stamps[first] for frame in frames
+                ] + [0.0]
         except ImageDecodeError as exc:
             # The whole observation is dropped (never a partly decoded frame); the node keeps
             # serving and infers again from the camera's next good frame.
@@ -562,7 +618,7 @@ class PolicyNode(ManagedNode):
             self.state = f"bad image from camera '{name}': {exc}"
             self._log("image", "error", f"camera '{name}': {exc}")
             return False
-        obs = Observation(images=images, joint_positions=gate.joints, stamp=gate.stamp)
+        obs = Observation(images=images, joint_positions=joints, stamp=gate.stamp, history=history)
         t0 = time.perf_counter()
         chunk = self.predictor.predict_chunk(obs)
         self.latency.add(time.perf_counter() - t0)
@@ -591,6 +647,31 @@ class PolicyNode(ManagedNode):
         self.state = "running"
         return True
 
+    def _to_rgb(self, name: str, msg: Image | CompressedImage) -> np.ndarray:
+        """One camera message -> uint8 RGB at the checkpoint's size (raises ImageDecodeError)."""
+        size = self.image_shapes[name]
+        if isinstance(msg, CompressedImage):
+            _fmt, width, height = compressed_image_size(msg.data)
+            fit = self._fit_for(name, height, width)
+            return compressed_to_rgb(msg.data, size, fit)
+        fit = self._fit_for(name, msg.height, msg.width)
+        return raw_to_rgb(
+            msg.encoding,
+            msg.height,
+            msg.width,
+            msg.step,
+            msg.data,
+            size,
+            bool(msg.is_bigendian),
+            fit,
+        )
+
+    def _entry_rgb(self, name: str, entry: Entry) -> np.ndarray:
+        """A history entry's image, converted once and kept with the entry."""
+        if entry.converted is None:
+            entry.converted = self._to_rgb(name, entry.payload)
+        return entry.converted
+
     # -- diagnostics -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -617,6 +698,9 @@ class PolicyNode(ManagedNode):
                 "stale_reason": self.stale_reason,
                 "joint_error": self.joint_error,
                 "images_rejected": self.images_rejected,
+                "observation_history_offsets_ms": " ".join(
+                    f"{1e3 * o:.1f}" for o in self.last_history_offsets
+                ),
             }
         )
         for name, age in ages.items():

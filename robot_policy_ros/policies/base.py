@@ -91,11 +91,16 @@ class Observation:
         images: camera name -> uint8 RGB (H, W, 3), already at the checkpoint's image size.
         joint_positions: (J,) joint positions in checkpoint joint order, joint units.
         stamp: observation time (seconds); action 0 of the predicted chunk is for this time.
+        history: None, or the n_obs_steps - 1 earlier frames (oldest first, each an
+            Observation without history, 1/fps apart as in training): then they replace
+            the policy's kept history instead of it shifting by one (policy_node builds
+            them by stamp, robot_policy_ros.core.obs_history).
     """
 
     images: dict[str, np.ndarray] = field(default_factory=dict)
     joint_positions: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stamp: float = 0.0
+    history: list[Observation] | None = None
 
 
 class Policy(nn.Module):
@@ -302,6 +307,22 @@ class Policy(nn.Module):
     def _push_observation(self, obs: Observation, q: np.ndarray) -> None:
         """Write the newest frame into the history buffers (oldest first)."""
         n = self.n_obs_steps
+        if obs.history is not None:
+            if len(obs.history) != n - 1:
+                raise ValueError(
+                    f"observation history has {len(obs.history)} frames, expected "
+                    f"n_obs_steps - 1 = {n - 1}"
+                )
+            frames = [*obs.history, obs]
+            qs = [self._validate_observation(f) for f in obs.history] + [q]
+            for cam in self.config.cameras:
+                buf = self._stage_img_np[cam.name]
+                for i, f in enumerate(frames):
+                    buf[i] = f.images[cam.name]
+            for i, qi in enumerate(qs):
+                self._stage_state_np[i] = qi
+            self._frames_seen += 1
+            return
         first = self._frames_seen == 0
         for cam in self.config.cameras:
             buf = self._stage_img_np[cam.name]
