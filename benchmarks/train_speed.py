@@ -5,10 +5,8 @@ Examples:
     .venv/bin/python benchmarks/train_speed.py --policy mlp --backbone resnet18
     .venv/bin/python benchmarks/train_speed.py --policy act --device cuda --amp bf16 --steps 200
 
-Writes a synthetic dataset (episodes of a reach task with known timing) once into a temp
-dir, then trains for --steps and prints the median samples/s over the logged windows (the
-first window, with the one-off start-up costs, is left out), data-loading time included,
-plus the first and last training loss.
+The measurement is robot_policy_ros.bench.training (also ``make bench``'s training section):
+median samples/s over the logged windows, data loading included, first window left out.
 """
 
 from __future__ import annotations
@@ -16,10 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from robot_policy_ros.checkpoint_config import POLICY_TYPES
@@ -42,64 +38,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
+    from robot_policy_ros.bench.training import training_throughput, write_dataset
     from robot_policy_ros.training.train_cli import parse_overrides
-    from robot_policy_ros.training.trainer import TrainConfig, train
 
-    tmp = Path(tempfile.mkdtemp(prefix="train_speed_"))
+    root = Path(tempfile.mkdtemp(prefix="train_speed_"))
     try:
-        spec = SyntheticEpisode(duration_s=4.0, image_hw=(120, 160), motion="reach")
-        t0 = time.perf_counter()
-        write_synthetic_dataset(tmp / "bags", args.episodes, spec)
-        t_write = time.perf_counter() - t0
-        overrides = {"vision_backbone": args.backbone, **parse_overrides(args.set)}
-        config = TrainConfig(
-            data=[str(tmp / "bags")],
-            out=str(tmp / "run"),
-            policy=args.policy,
+        write_s = write_dataset(root, args.episodes)
+        figures = training_throughput(
+            root,
+            args.policy,
             steps=args.steps,
             batch_size=args.batch_size,
-            image_size=(args.image_size, args.image_size),
-            fps=10.0,
+            image_size=args.image_size,
+            overrides={"vision_backbone": args.backbone, **parse_overrides(args.set)},
             device=args.device,
             amp=args.amp,
-            checkpoint_every=0,
-            log_every=max(1, args.steps // 6),
-            val_fraction=0.2,
-            overrides=overrides,
-            cache_dir=str(tmp / "cache"),
-            torch_threads=args.threads,
-            num_workers=args.workers,
-            progress=False,
+            threads=args.threads,
+            workers=args.workers,
         )
-        t0 = time.perf_counter()
-        result = train(config)
-        t_total = time.perf_counter() - t0
-        speeds = [
-            r["samples_per_s"]
-            for r in result.history
-            if isinstance(r.get("train_loss"), float) and r["train_loss"] == r["train_loss"]
-        ][1:-1] or [result.samples_per_s]
-        import torch
-
-        figures = {
-            "policy": args.policy,
-            "backbone": args.backbone,
-            "image_size": args.image_size,
-            "batch_size": args.batch_size,
-            "device": args.device,
-            "torch_threads": torch.get_num_threads(),
-            "train_samples": result.train_samples,
-            "steps": result.steps,
-            "samples_per_s_median": round(statistics.median(speeds), 1),
-            "first_loss": round(result.first_train_loss, 4),
-            "final_loss": round(result.final_train_loss, 4),
-            "val_loss": round(result.final_val_loss, 4),
-            "write_bags_s": round(t_write, 2),
-            "train_call_s": round(t_total, 2),
-        }
+        figures["write_bags_s"] = round(write_s, 2)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     if args.json:
         print(json.dumps(figures))
     else:

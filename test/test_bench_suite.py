@@ -36,5 +36,22 @@ def test_bench_smoke_run_writes_results_with_every_field(tmp_path, ros_domain) -
     for row in results["transport"]:
         assert row["published"] > 0 and 0 <= row["received"] <= row["published"]
         assert {"delivered_fraction", "age_p50_ms", "age_p99_ms", "qos", "profile"} <= set(row)
+    assert {r["mode"] for r in results["seams"]} == {
+        "replace",
+        "temporal_ensemble",
+        "average",
+        "crossfade",
+    }
+    assert {r["node"] for r in results["memory"]} == {
+        "sim_robot",
+        "policy_node",
+        "command_streamer",
+        "bag_recorder",
+    }
+    for row in results["memory"]:
+        assert 0 < row["rss_first_mb"] <= row["rss_max_mb"]
+    assert {r["policy"] for r in results["training"]} == {"mlp", "act", "diffusion"}
+    for row in results["training"]:
+        assert row["samples_per_s_median"] > 0 and row["steps"] > 0
     assert (out / "results.md").read_text().startswith("# Benchmark results")
-    assert {"inference.png", "transport.png"} <= {p.name for p in out.iterdir()}
+    assert {"inference.png", "transport.png", "seams.png"} <= {p.name for p in out.iterdir()}

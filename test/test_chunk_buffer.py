@@ -177,6 +177,17 @@ def test_crossfade_ramps_new_chunk_weight_linearly_over_window():
     np.testing.assert_allclose(buf.action_at(1.5), 10.0)
 
 
+def test_crossfade_starts_at_arrival_when_chunk_arrives_late():
+    # Observed at 0.5, arrived 0.1 s later: the fade starts at arrival, so the command does not
+    # jump by half the difference at the seam (as a window starting at t_obs would).
+    buf = ChunkBuffer(J, BlendConfig(mode=BlendMode.CROSSFADE, crossfade_s=0.2))
+    buf.add(const_chunk(20, 0.0), 0.0, 10.0)
+    buf.add(const_chunk(20, 10.0), 0.5, 10.0, received_at=0.6)
+    np.testing.assert_allclose(buf.action_at(0.6), 0.0)
+    np.testing.assert_allclose(buf.action_at(0.7), 5.0)
+    np.testing.assert_allclose(buf.action_at(0.8), 10.0)
+
+
 def test_crossfade_zero_window_acts_like_replace():
     buf = ChunkBuffer(J, BlendConfig(mode=BlendMode.CROSSFADE, crossfade_s=0.0))
     buf.add(const_chunk(20, 0.0), 0.0, 10.0)

@@ -8,10 +8,12 @@ Sections (each a list of rows in ``results.json``):
   ResNet18 in torch and ONNX Runtime (robot_policy_ros.bench.inference).
 - ``transport``: delivery rate and age of frames at a best-effort / reliable subscriber,
   raw and JPEG, with and without config/fastdds.xml (robot_policy_ros.bench.transport).
-
-Not yet here (issue 14): control-loop fidelity against the naive baselines, camera-to-command
-latency, chunk seam smoothness, resident memory and training throughput; the existing
-scripts in benchmarks/ measure some of these separately.
+- ``seams``: per blending mode, the largest joint step at chunk seams over the largest inside
+  chunks, from the streamer's own core on a synthetic chunk stream (bench.seams).
+- ``memory``: resident memory and CPU of each node of the deployed stack on the embedded
+  sim, running together (bench.memory).
+- ``training``: samples/s of ``robot-policy train`` per family at the demo's CPU sizes, on
+  synthetic bags (bench.training).
 
 ``--smoke`` runs every section with tiny models and images in well under a minute (it is
 part of ``make test``); its figures mean nothing.
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+SECTIONS = ("inference", "transport", "seams", "memory", "training")
 FULL_SIZES = ((96, 96), (224, 224), (480, 640))
 FULL_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("mlp", {}),
@@ -152,8 +155,80 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['image']} | {r['transport']} | {r['qos']} | {r['profile']} | "
             f"{r['received']} / {r['published']} | {r['received_fps']:.1f} | {age50} | {age99} |"
         )
-    lines += ["", "Plots: inference.png, transport.png.", ""]
+    lines += _seams_markdown(results["seams"]) + _memory_markdown(results["memory"])
+    lines += _training_markdown(results["training"])
+    lines += ["", f"Plots: {', '.join(results.get('plots', [])) or 'none'}.", ""]
     return "\n".join(lines)
+
+
+def _ratio(value: float) -> str:
+    return "-" if value != value else f"{value:.2f}"
+
+
+def _seams_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    sc = rows[0]["scenario"]
+    lines = [
+        "",
+        "## Chunk seams (largest joint step at seams / inside chunks; rad per tick)",
+        "",
+        f"Synthetic chunks: {sc['chunk_points']} actions at {sc['chunk_fps']:g} fps, a new "
+        f"one every {sc['inference_period_s']:g} s, {sc['latency_s'] * 1e3:g} ms latency, "
+        f"per-chunk error offset {sc['chunk_offset_std_rad']:g} rad + slope "
+        f"{sc['chunk_slope_std_rad_s']:g} rad/s (1 sigma); {sc['control_rate_hz']:g} Hz, "
+        f"{sc['duration_s']:g} s. Target: blended by the buffer; command: after the safety "
+        "filter.",
+        "",
+        "| blending | target seam | target inside | target ratio | command seam | "
+        "command inside | command ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        t, c = r["target"], r["command"]
+        lines.append(
+            f"| {r['mode']} | {t['seam_max_step']:.4f} | {t['inside_max_step']:.4f} | "
+            f"{_ratio(t['ratio'])} | {c['seam_max_step']:.4f} | {c['inside_max_step']:.4f} | "
+            f"{_ratio(c['ratio'])} |"
+        )
+    return lines
+
+
+def _memory_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"## Resident memory per node (the stack running together, {rows[0]['image']} camera)",
+        "",
+        "| node | first MB | last MB | max MB | CPU % |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        name = f"{r['node']} ({r['policy']})" if r["policy"] else r["node"]
+        lines.append(
+            f"| {name} | {r['rss_first_mb']:.0f} | {r['rss_last_mb']:.0f} | "
+            f"{r['rss_max_mb']:.0f} | {r['cpu_percent']:.0f} |"
+        )
+    return lines
+
+
+def _training_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Training throughput (robot-policy train on synthetic bags)",
+        "",
+        "| policy | image | batch | threads | samples/s | first loss | final loss |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['policy']} | {r['image_size']} | {r['batch_size']} | {r['torch_threads']} | "
+            f"{r['samples_per_s_median']:.1f} | {r['first_loss']:.3f} | {r['final_loss']:.3f} |"
+        )
+    return lines
 
 
 def plots(results: dict[str, Any], out: Path) -> list[str]:
@@ -199,6 +274,23 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.savefig(out / "transport.png", dpi=100)
         plt.close(fig)
         written.append("transport.png")
+    rows = results.get("seams") or []
+    if rows:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        x = range(len(rows))
+        for i, key in enumerate(("target", "command")):
+            ax.bar(
+                [k + (i - 0.5) * 0.4 for k in x], [r[key]["ratio"] for r in rows], 0.4, label=key
+            )
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xticks(list(x), [r["mode"] for r in rows], fontsize=8)
+        ax.set_ylabel("largest step at seams / inside chunks")
+        ax.legend(fontsize=8)
+        ax.set_title("chunk seam smoothness per blending mode")
+        fig.tight_layout()
+        fig.savefig(out / "seams.png", dpi=100)
+        plt.close(fig)
+        written.append("seams.png")
     return written
 
 
@@ -210,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--runs", type=int, default=None, help="timed rounds per candidate")
     p.add_argument("--transport-seconds", type=float, default=None)
-    p.add_argument("--skip", nargs="*", default=[], choices=("inference", "transport"))
+    p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
     p.add_argument(
         "--families",
         nargs="+",
@@ -234,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "smoke": args.smoke,
         "machine": machine_info(args.threads),
-        "inference": [],
-        "transport": [],
+        **{section: [] for section in SECTIONS},
     }
     t0 = time.monotonic()
     if "inference" not in args.skip:
@@ -256,6 +347,33 @@ def main(argv: list[str] | None = None) -> int:
             results["transport"] = transport_table(
                 [(480, 640), (720, 1280)], seconds, log_dir=out / "logs"
             )
+    if "seams" not in args.skip:
+        from robot_policy_ros.bench.seams import SeamScenario, seams_table
+
+        results["seams"] = seams_table(SeamScenario(duration_s=8.0 if args.smoke else 60.0))
+    if "memory" not in args.skip:
+        from robot_policy_ros.bench.memory import memory_table
+
+        if args.smoke:
+            tiny = {"vision_backbone": "tiny_cnn", "backbone_width": 8, "hidden_dims": [32]}
+            results["memory"] = memory_table(
+                "mlp", tiny, warmup_s=8.0, seconds=2.0, image_hw=(48, 64), log_dir=out / "logs"
+            )
+        else:
+            results["memory"] = memory_table("act", log_dir=out / "logs")
+    if "training" not in args.skip:
+        from robot_policy_ros.bench.training import training_table
+        from robot_policy_ros.demo.config import CPU_DEMO_SIZES
+
+        if args.smoke:
+            rows = [(label.split("_")[0], o) for label, o in SMOKE_FAMILIES]
+            kw = {"steps": 4, "episodes": 2, "image_size": 32, "batch_size": 4}
+        else:
+            rows = [
+                (name, {"vision_backbone": "resnet18", **o}) for name, o in CPU_DEMO_SIZES.items()
+            ]
+            kw = {"steps": 60, "episodes": 6, "image_size": 64, "batch_size": 32}
+        results["training"] = training_table(rows, threads=args.threads, **kw)
     results["duration_s"] = time.monotonic() - t0
     results["plots"] = plots(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1))

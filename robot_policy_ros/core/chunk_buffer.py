@@ -23,10 +23,11 @@ Blending (where several chunks cover ``t``; "oldest" means smallest ``t_obs``)
       ``t`` with weights ``exp(-k * i)``, ``i = 0`` for the oldest covering chunk.
     * ``average``: running blend, oldest first: ``b = v_0``; ``b = (1 - w) * b + w * v_i``
       with ``w = average_weight`` for each newer chunk.
-    * ``crossfade``: like ``average`` but the newer chunk's weight ramps linearly from 0 at its
-      first action time (``t_obs``) to 1 at ``t_obs + crossfade_s``. Note that the window starts
-      at ``t_obs``, not at arrival, so ``crossfade_s`` should exceed the inference latency
-      for a visible fade.
+    * ``crossfade``: like ``average`` but the newer chunk's weight ramps linearly from 0 to 1
+      over ``crossfade_s``, starting when the chunk can first be used: its arrival
+      (``received_at`` given to :meth:`ChunkBuffer.add`) or its first action time ``t_obs``,
+      whichever is later. Starting at ``t_obs`` alone would spend the inference latency's
+      share of the window before the chunk arrives, and jump by that share at the seam.
 
 Threading
     One thread adds/prunes, others query. Writers build a new immutable snapshot of the chunk
@@ -67,7 +68,7 @@ class BlendConfig:
         mode: blending mode.
         ensemble_k: temporal_ensemble weights ``exp(-k * i)``, ``i = 0`` oldest chunk.
         average_weight: average: weight of each newer chunk against the blend of older ones.
-        crossfade_s: crossfade window after the newer chunk's first action time.
+        crossfade_s: crossfade window, from the newer chunk's arrival (or first action time).
     """
 
     mode: BlendMode = BlendMode.REPLACE
@@ -93,13 +94,14 @@ class BlendConfig:
 class _Chunk:
     """One stored chunk; arrays are read-only so snapshots can be shared between threads."""
 
-    __slots__ = ("actions", "deltas", "end", "fps", "last", "t_obs")
+    __slots__ = ("actions", "deltas", "end", "fade_from", "fps", "last", "t_obs")
 
-    def __init__(self, actions: np.ndarray, t_obs: float, fps: float) -> None:
+    def __init__(self, actions: np.ndarray, t_obs: float, fps: float, fade_from: float) -> None:
         self.actions = actions
         self.deltas = np.diff(actions, axis=0)  # per-segment slope * period, for interpolation
         self.deltas.setflags(write=False)
         self.t_obs = t_obs
+        self.fade_from = fade_from  # crossfade: weight 0 here, 1 at fade_from + crossfade_s
         self.fps = fps
         self.last = actions.shape[0] - 1
         # H == 1 holds its single action for one period (see module docstring).
@@ -150,8 +152,13 @@ class ChunkBuffer:
 
     # -- writers ---------------------------------------------------------------------------
 
-    def add(self, chunk: np.ndarray, t_obs: float, fps: float) -> None:
+    def add(
+        self, chunk: np.ndarray, t_obs: float, fps: float, received_at: float | None = None
+    ) -> None:
         """Add a chunk of shape (H, J) whose action i is for ``t_obs + i / fps``.
+
+        ``received_at``: the (buffer-clock) time the chunk arrived; a crossfade starts there
+        when it is later than ``t_obs``. None: at ``t_obs``.
 
         Chunks may arrive out of order (an older ``t_obs`` than chunks already held); they are
         kept sorted by ``t_obs``. Equal ``t_obs``: the later-added chunk counts as newer.
@@ -182,8 +189,11 @@ class ChunkBuffer:
             raise ValueError(f"t_obs must be finite, got {t_obs!r}")
         if not (math.isfinite(fps) and fps > 0.0):
             raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+        fade_from = t_obs
+        if received_at is not None and math.isfinite(received_at):
+            fade_from = max(t_obs, float(received_at))
         actions.setflags(write=False)
-        new = _Chunk(actions, t_obs, fps)
+        new = _Chunk(actions, t_obs, fps, fade_from)
 
         with self._lock:
             state = self._state
@@ -275,7 +285,7 @@ class ChunkBuffer:
             elif self.blend.crossfade_s <= 0.0:
                 w = 1.0
             else:
-                w = min(max((t - c.t_obs) / self.blend.crossfade_s, 0.0), 1.0)
+                w = min(max((t - c.fade_from) / self.blend.crossfade_s, 0.0), 1.0)
             if w >= 1.0:
                 out[:] = c.value(t)
             elif w > 0.0:

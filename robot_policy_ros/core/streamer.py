@@ -439,7 +439,7 @@ class StreamerCore:
                 "jumped",
             )
         try:
-            self.buffer.add(positions, t0, 1.0 / step)
+            self.buffer.add(positions, t0, 1.0 / step, received_at=ros_now)
         except ValueError as exc:
             raise ChunkRejectedError("bad_message", str(exc)) from exc
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.core.chunk_buffer import BlendMode
 from robot_policy_ros.sim.task import TASKS
 
 ARM_NS = "/demo_arm"
@@ -115,7 +116,7 @@ class DemoConfig:
         for name in ("demo_episodes", "eval_episodes", "train_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.blending not in ("replace", "temporal_ensemble", "average", "crossfade"):
+        if self.blending not in {mode.value for mode in BlendMode}:
             raise ValueError(f"blending {self.blending!r} is not a command_streamer mode")
 
 

@@ -59,7 +59,7 @@ SPECS: list[ParamSpec] = [
     ParamSpec(
         "crossfade_s",
         0.1,
-        "crossfade: seconds over which a new chunk fades in over the older ones.",
+        "crossfade: seconds over which a new chunk fades in over the older ones, from its arrival.",
         min_value=0.0,
         max_value=10.0,
     ),
