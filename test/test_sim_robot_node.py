@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -19,10 +18,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_test_utils import NodeProcess, spin_until
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray, String
-from std_srvs.srv import Trigger
+from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robot_policy_ros.nodes.episode_client import EpisodeClient
 from robot_policy_ros.sim.arm import load_arm_config
 from robot_policy_ros.sim.task import sample_target
 
@@ -61,10 +60,6 @@ class SimProbe:
                 Image, f"{p}{cam}/image_raw", lambda m, c=cam: self.images[c].append(m), 10
             )
         n.create_subscription(
-            String, p + "sim_robot/episode", lambda m: self.episodes.append(json.loads(m.data)),
-            LATCHED,
-        )  # fmt: skip
-        n.create_subscription(
             PointStamped, p + "sim_robot/target",
             lambda m: self.targets.append(np.array([m.point.x, m.point.y, m.point.z])), LATCHED,
         )  # fmt: skip
@@ -79,7 +74,10 @@ class SimProbe:
             JointTrajectory, p + "joint_trajectory_controller/joint_trajectory", 10
         )
         self.clock_pub = n.create_publisher(Clock, "/clock", 10)
-        self.reset_client = n.create_client(Trigger, p + "sim_robot/reset")
+        # The one sim-episode client (as the demo and the benchmarks use it).
+        self.episode_client = EpisodeClient(
+            n, p + "sim_robot", executor=self.executor, on_episode=self.episodes.append
+        )
 
     def _on_js(self, msg: JointState) -> None:
         self.joint_states.append(
@@ -123,12 +121,7 @@ class SimProbe:
         self.trajectory_pub.publish(msg)
 
     def reset(self) -> dict:
-        assert self.reset_client.wait_for_service(timeout_sec=10.0)
-        fut = self.reset_client.call_async(Trigger.Request())
-        assert self.spin_until(fut.done, 10.0)
-        res = fut.result()
-        assert res.success
-        return json.loads(res.message)
+        return self.episode_client.reset(timeout=10.0)
 
 
 def test_joint_states_at_configured_rate_with_arm_joint_names(start_node, rclpy_context):

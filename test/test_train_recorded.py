@@ -24,6 +24,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from robot_policy_ros.checkpoint import load_checkpoint  # noqa: E402
+from robot_policy_ros.nodes.episode_client import EpisodeClient  # noqa: E402
 from robot_policy_ros.training.trainer import TrainConfig, train  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -53,7 +54,7 @@ def test_training_on_bags_recorded_from_the_sim_reduces_the_loss(
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     commands = node.create_publisher(Float64MultiArray, "forward_position_controller/commands", 50)
-    reset = node.create_client(Trigger, "sim_robot/reset")
+    episodes = EpisodeClient(node, "sim_robot", executor=executor)
     status = node.create_client(Trigger, "bag_recorder/status")
     assert spin_until(executor, lambda: commands.get_subscription_count() >= 1, 30)
     sim = start_node(
@@ -82,9 +83,7 @@ def test_training_on_bags_recorded_from_the_sim_reduces_the_loss(
             sim.output() + recorder.output()
         )
         for _ in range(2):
-            assert spin_until(executor, reset.service_is_ready, 10)
-            fut = reset.call_async(Trigger.Request())
-            assert spin_until(executor, fut.done, 10)
+            episodes.reset(timeout=10.0)
             assert spin_until(executor, lambda: recorder_status()["recording"], 30), (
                 sim.output() + recorder.output()
             )
