@@ -160,3 +160,45 @@ def test_report_names_the_task_and_the_policy(tmp_path: Path, task: str, policy:
     assert saved["task"] == report["task"] == task
     assert saved["policy"] == policy and saved["policy_success_rate"] == 0.5
     assert f"task: **{task}**" in (tmp_path / "report.md").read_text()
+
+
+def test_report_measures_seams_and_leaves_resets_out(tmp_path: Path) -> None:
+    cfg = DemoConfig(out_dir=tmp_path)
+    t = np.arange(0.0, 4.0, 0.02)
+    q = 0.01 * np.arange(len(t))
+    q[t >= 1.0] += 0.05  # a chunk arriving at 1.0 jumps by 0.05
+    q[t >= 3.0] += 1.0  # the sim reset at 3.0 snaps the arm: not a seam
+    snap = {
+        "commands": [(float(x), [float(v), 0.0]) for x, v in zip(t, q, strict=True)],
+        "states": [(float(x), [float(v), 0.0]) for x, v in zip(t, q, strict=True)],
+        "chunks": [1.0],
+        "chunk_ends": [1.98],
+        "resets": [3.0],
+        "joint_names": ["a", "b"],
+        "diagnostics": {},
+        "pauses": [],
+    }
+    results = [{"index": 1, "success": True, "elapsed_s": 1.5}]
+    report = write_report(cfg, results, results, snap, tmp_path / "ckpt", 12.0, {})
+    assert report["seams"]["seam_max_step"] == pytest.approx(0.06)
+    assert report["seams"]["inside_max_step"] == pytest.approx(0.01)
+    assert report["animation"] is None  # no evaluation bags here
+    assert "chunk seams" in (tmp_path / "report.md").read_text()
+
+
+def test_animation_shows_each_frame_of_the_evaluation_bags(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from robot_policy_ros.data.bag_reader import find_bags
+    from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
+    from robot_policy_ros.demo.animation import write_animation
+
+    spec = SyntheticEpisode(duration_s=2.0, image_hw=(48, 64), motion="reach")
+    write_synthetic_dataset(tmp_path / "bags", 2, spec)
+    gif = tmp_path / "eval.gif"
+    topics = ("/front/image_raw", "/joint_states", "/forward_position_controller/commands")
+    frames = write_animation(find_bags([tmp_path / "bags"]), gif, *topics, fps=5.0)
+    assert frames >= 2 * 8  # 2 s per episode at 5 fps, both episodes
+    with Image.open(gif) as im:
+        assert im.n_frames == frames
+        assert im.size[0] > 2 * 64 and im.size[1] >= 2 * 48

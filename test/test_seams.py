@@ -27,6 +27,15 @@ def test_seam_step_and_inside_step_split_by_window() -> None:
     assert (out["seam_steps"], out["inside_steps"]) == (1, 9)
 
 
+def test_excluded_steps_count_in_neither_set() -> None:
+    times = np.arange(11) / 10.0
+    q = np.cumsum(np.full(11, 0.1))
+    q[5:] += 0.5  # a reset, not a seam
+    out = seam_smoothness(times, q[:, None], [(0.8, 0.8)], exclude=[(0.5, 0.5)])
+    assert out["seam_max_step"] == pytest.approx(0.1)
+    assert (out["seam_steps"], out["inside_steps"]) == (1, 8)
+
+
 def test_seam_ratio_undefined_without_inside_steps() -> None:
     times = np.arange(3) / 10.0
     out = seam_smoothness(times, np.zeros((3, 2)), [(0.0, 1.0)])

@@ -33,7 +33,10 @@ from robot_policy_ros.core.streamer import EStopPublishers, StreamerConfig, Stre
 
 
 def seam_smoothness(
-    times: np.ndarray, commands: np.ndarray, seam_windows: Sequence[tuple[float, float]]
+    times: np.ndarray,
+    commands: np.ndarray,
+    seam_windows: Sequence[tuple[float, float]],
+    exclude: Sequence[tuple[float, float]] = (),
 ) -> dict[str, float]:
     """Largest joint step at chunk seams against the largest inside chunks.
 
@@ -44,6 +47,8 @@ def seam_smoothness(
             the next) is a seam step when the tick it ends at lies in one of them (both ends
             included), else an inside step. :func:`seam_windows_for` builds them from chunk
             arrival and expiry times.
+        exclude: intervals whose steps count in neither set (an episode reset that moves
+            the arm, say), same rule.
 
     Returns:
         ``seam_max_step``, ``inside_max_step`` (joint units per tick, the largest joint),
@@ -60,9 +65,14 @@ def seam_smoothness(
         raise ValueError("need at least two ticks")
     steps = np.max(np.abs(np.diff(commands, axis=0)), axis=1)  # step k ends at times[k + 1]
     ends = times[1:]
-    seam = np.zeros(len(steps), dtype=bool)
-    for a, b in seam_windows:
-        seam |= (ends >= a - 1e-9) & (ends <= b + 1e-9)
+    def within(windows: Sequence[tuple[float, float]]) -> np.ndarray:
+        mask = np.zeros(len(steps), dtype=bool)
+        for a, b in windows:
+            mask |= (ends >= a - 1e-9) & (ends <= b + 1e-9)
+        return mask
+
+    keep = ~within(exclude)
+    steps, seam = steps[keep], within(seam_windows)[keep]
     n_seam, n_inside = int(seam.sum()), int((~seam).sum())
     seam_max = float(steps[seam].max()) if n_seam else math.nan
     inside_max = float(steps[~seam].max()) if n_inside else math.nan

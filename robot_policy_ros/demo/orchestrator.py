@@ -45,6 +45,7 @@ class Orchestrator:
         self.e_stop = self.node.create_publisher(Bool, "/e_stop", latched)
         self.e_stop.publish(Bool(data=False))
         self.pauses: list[tuple[float, float]] = []  # (monotonic) policy stack restarts
+        self.resets: list[float] = []  # (monotonic) when each episode's reset answered
         self._spinning = True
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -105,6 +106,7 @@ class Orchestrator:
         for name in reversed(restart_nodes):
             self.transition(name, activate=False)
         started = self.reset_episode()
+        self.resets.append(time.monotonic())
         for name in restart_nodes:
             self.transition(name, activate=True)
         if restart_nodes:
@@ -129,9 +131,11 @@ class EvalMonitor:
         from trajectory_msgs.msg import JointTrajectory
 
         node = orch.node
+        self._clock = node.get_clock()
         self.commands: list[tuple[float, list[float]]] = []
         self.states: list[tuple[float, list[float]]] = []
-        self.chunks: list[float] = []
+        self.chunks: list[float] = []  # arrival (monotonic)
+        self.chunk_ends: list[float] = []  # when its last action is due (monotonic)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.joint_names: list[str] = []
         self._lock = threading.Lock()
@@ -164,8 +168,16 @@ class EvalMonitor:
             self.states.append((self._now(), list(msg.position)))
 
     def _on_chunk(self, msg) -> None:
+        now = self._now()
+        # Stamp and clock are ROS (wall) time here: the chunk's last action is due
+        # (stamp + its time_from_start) - ros_now after its arrival.
+        ros_now = self._clock.now().nanoseconds * 1e-9
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        last = msg.points[-1].time_from_start if msg.points else None
+        span = last.sec + last.nanosec * 1e-9 if last is not None else 0.0
         with self._lock:
-            self.chunks.append(self._now())
+            self.chunks.append(now)
+            self.chunk_ends.append(now + (stamp - ros_now) + span)
 
     def _on_diag(self, msg) -> None:
         with self._lock:
@@ -178,6 +190,7 @@ class EvalMonitor:
                 "commands": list(self.commands),
                 "states": list(self.states),
                 "chunks": list(self.chunks),
+                "chunk_ends": list(self.chunk_ends),
                 "diagnostics": {k: dict(v) for k, v in self.diagnostics.items()},
                 "joint_names": list(self.joint_names),
             }

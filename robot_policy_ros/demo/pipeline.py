@@ -12,7 +12,7 @@ from typing import Any
 
 from robot_policy_ros.demo.config import ARM_NS, CAMERA, FAMILY_TRAIN_ARGS, DemoConfig, Stopwatch
 from robot_policy_ros.demo.orchestrator import EvalMonitor, Orchestrator
-from robot_policy_ros.demo.report import recorded_episodes, write_report
+from robot_policy_ros.demo.report import ANIMATION, recorded_episodes, write_report
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env
 from robot_policy_ros.sim.arm import load_arm_config
 
@@ -236,6 +236,7 @@ class Demo:
         results = self.run_episodes(c.eval_episodes, "eval", restart_nodes=restart)
         snap = monitor.snapshot()
         snap["pauses"] = list(self.orch.pauses)
+        snap["resets"] = list(self.orch.resets)
         self.stop_all()
         self.orch.close()
         self.orch = None
@@ -255,7 +256,7 @@ class Demo:
         import shutil
 
         old = [self.out / n for n in ("demos", "eval", "checkpoint", "logs")]
-        old += [self.out / n for n in ("report.md", "report.json", "eval_plot.png")]
+        old += [self.out / n for n in ("report.md", "report.json", "eval_plot.png", ANIMATION)]
         found = [p for p in old if p.exists()]
         if found:
             self.clock.say(f"removing the previous run's output in {self.out}/")

@@ -12,8 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.demo.config import DemoConfig
+from robot_policy_ros.bench.seams import seam_smoothness, seam_windows_for
+from robot_policy_ros.core.chunk_buffer import BlendConfig
+from robot_policy_ros.demo.config import ARM_NS, CAMERA, DemoConfig
 from robot_policy_ros.demo.plots import plot_eval
+
+ANIMATION = "eval_episodes.gif"
+ANIMATED_EPISODES = 3
 
 
 def command_timing(
@@ -53,6 +58,47 @@ def command_timing(
         "period_error_max_ms": float(err.max()),
         "periods": int(periods.size),
     }
+
+
+def command_seams(snap: dict[str, Any], c: DemoConfig) -> dict[str, float]:
+    """Seam smoothness of the evaluation's command stream (bench.seams): the largest joint
+    step where chunks came and went against the largest inside them, episode resets (and
+    the second after each, while the streamer re-anchors) left out."""
+    commands = snap["commands"]
+    if len(commands) < 3:
+        return {"ratio": math.nan}
+    times = np.array([t for t, _ in commands])
+    values = np.array([q for _, q in commands])
+    period = 1.0 / c.control_rate_hz
+    fade = BlendConfig(mode=c.blending).crossfade_s
+    windows = seam_windows_for(snap["chunks"], snap.get("chunk_ends", ()), period, fade)
+    exclude = [(r - 0.2, r + 1.0) for r in snap.get("resets", ())]
+    exclude += [(a, b + 1.0) for a, b in snap.get("pauses", ())]
+    return seam_smoothness(times, values, windows, exclude)
+
+
+def write_animation_of(out: Path, results: list[dict[str, Any]]) -> str | None:
+    """``eval_episodes.gif`` of the first evaluation episodes, from their bags; None when
+    there is nothing to show (the report says so rather than failing the demo)."""
+    from robot_policy_ros.data.bag_reader import find_bags, read_episode_metadata
+    from robot_policy_ros.demo.animation import write_animation
+
+    wanted = {r.get("index") for r in results}
+    try:
+        bags = [
+            b for b in find_bags([out / "eval"]) if read_episode_metadata(b).get("index") in wanted
+        ]
+        frames = write_animation(
+            bags[:ANIMATED_EPISODES],
+            out / ANIMATION,
+            camera_topic=f"{ARM_NS}/{CAMERA}/image_raw",
+            joints_topic=f"{ARM_NS}/joint_states",
+            commands_topic=f"{ARM_NS}/forward_position_controller/commands",
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"demo: no animation ({exc})")
+        return None
+    return ANIMATION if frames else None
 
 
 def _diag_float(diags: dict[str, dict[str, str]], key_part: str, field_name: str) -> float:
@@ -137,6 +183,8 @@ def write_report(
     success_rate = sum(bool(r.get("success")) for r in results) / len(results)
     expert_rate = sum(bool(r.get("success")) for r in expert) / max(1, len(expert))
     training = training_summary(ckpt)
+    seams = command_seams(snap, c)
+    animation = write_animation_of(out, results)
     report = {
         "task": c.task,
         "policy": c.policy,
@@ -159,6 +207,9 @@ def write_report(
         "inference_ms_median": _diag_float(diags, "policy_node", "inference_latency_median_ms"),
         "inference_ms_p95": _diag_float(diags, "policy_node", "inference_latency_p95_ms"),
         "chunks_received": len(snap["chunks"]),
+        "seams": seams,
+        "restart_each_episode": c.restart_each_episode,
+        "animation": animation,
         "duration_s": duration_s,
         "stage_durations_s": dict(stage_s),
         "training": training,
@@ -188,6 +239,16 @@ def write_report(
         f"(as a subscriber saw them, {timing['periods']} periods)",
         f"- inference: median {report['inference_ms_median']:.1f} ms, "
         f"p95 {report['inference_ms_p95']:.1f} ms; {len(snap['chunks'])} chunks",
+        f"- chunk seams ({c.blending}): largest joint step at seams "
+        f"{seams.get('seam_max_step', math.nan):.4f} rad vs inside chunks "
+        f"{seams.get('inside_max_step', math.nan):.4f} rad (ratio {seams['ratio']:.2f})",
+        "- resets: "
+        + (
+            "the policy stack is deactivated and activated around every sim reset"
+            if c.restart_each_episode
+            else "the stack keeps running through sim resets (the streamer re-anchors on the "
+            "measured position)"
+        ),
         f"- total time: {report['duration_s'] / 60:.1f} min ({stages}; venv install not included)",
         f"- bar (>= 80% over >= 20 unseen episodes): **{'met' if bar_met else 'NOT met'}**",
         "",
@@ -196,5 +257,7 @@ def write_report(
         "",
         "![evaluation](eval_plot.png)",
     ]
+    if animation:
+        md += ["", f"![evaluation episodes]({animation})"]
     (out / "report.md").write_text("\n".join(md) + "\n")
     return report
