@@ -51,3 +51,46 @@ def spin_until(executor, predicate: Callable[[], bool], timeout: float, step: fl
             return True
         executor.spin_once(timeout_sec=step)
     return predicate()
+
+
+class FakeSimEpisodes:
+    """The sim's episode interface, in-process: ``sim_robot/episode`` (latched JSON) and
+    ``sim_robot/reset`` (Trigger), on the caller's node. Each reset starts the next index;
+    ``finish()`` ends the current episode; ``refuse`` makes resets fail."""
+
+    def __init__(self, node, sim: str = "sim_robot") -> None:
+        import json
+
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+        from std_srvs.srv import Trigger
+
+        self._json, self._string = json, String
+        latched = QoSProfile(
+            depth=1,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            reliability=ReliabilityPolicy.RELIABLE,
+        )
+        self.pub = node.create_publisher(String, f"{sim}/episode", latched)
+        self.episode = {"index": 0, "done": False, "success": False}
+        self.resets: list[int] = []  # the index that was running at each reset
+        self.refuse = ""
+        node.create_service(Trigger, f"{sim}/reset", self._on_reset)
+        self.publish()
+
+    def publish(self) -> None:
+        self.pub.publish(self._string(data=self._json.dumps(self.episode)))
+
+    def finish(self, success: bool = True) -> None:
+        self.episode.update(done=True, success=success)
+        self.publish()
+
+    def _on_reset(self, request, response):
+        if self.refuse:
+            response.success, response.message = False, self.refuse
+            return response
+        self.resets.append(self.episode["index"])
+        self.episode = {"index": self.episode["index"] + 1, "done": False, "success": False}
+        self.publish()
+        response.success, response.message = True, self._json.dumps(self.episode)
+        return response

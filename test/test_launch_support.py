@@ -779,46 +779,23 @@ def test_episode_driver_resets_the_sim_and_exits_after_the_episodes(rclpy_contex
     """The driver as a real node against a stand-in sim (episode topic + reset service)."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from ros_test_utils import spin_until
-    from std_msgs.msg import String
-    from std_srvs.srv import Trigger
+    from ros_test_utils import FakeSimEpisodes, spin_until
 
     node = Node("fake_sim", context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
-    latched = QoSProfile(
-        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-    )
-    pub = node.create_publisher(String, "sim_robot/episode", latched)
-    episode = {"index": 0, "done": False}
-    resets: list[int] = []
-
-    def publish() -> None:
-        pub.publish(String(data=json.dumps(episode)))
-
-    def on_reset(request, response):
-        resets.append(episode["index"])
-        episode.update(index=episode["index"] + 1, done=False)
-        publish()
-        response.success = True
-        return response
-
-    node.create_service(Trigger, "sim_robot/reset", on_reset)
-    publish()
+    sim = FakeSimEpisodes(node)
     driver = start_node(
         "robot_policy_ros.nodes.episode_driver", "-p", "episodes:=2", "-p", "reset_delay_s:=0.1"
     )
     try:
         spin_until(executor, lambda: False, 1.0)  # let it discover us
-        episode["done"] = True
-        publish()  # episode 0 ends -> the driver resets the sim
-        assert spin_until(executor, lambda: resets == [0], 20.0), driver.output()
-        episode["done"] = True
-        publish()  # episode 1 ends -> 2 recorded: the driver exits by itself
+        sim.finish()  # episode 0 ends -> the driver resets the sim
+        assert spin_until(executor, lambda: sim.resets == [0], 20.0), driver.output()
+        sim.finish()  # episode 1 ends -> 2 recorded: the driver exits by itself
         assert spin_until(executor, lambda: not driver.alive(), 20.0), driver.output()
         assert driver.proc.returncode == 0, driver.output()
-        assert resets == [0]
+        assert sim.resets == [0]
         assert "recorded 2 episodes" in driver.output()
     finally:
         executor.shutdown()
