@@ -414,6 +414,27 @@ def test_reanchor_when_arm_measured_away_from_command():
     assert core.reanchors == 1
 
 
+def test_arm_found_away_drops_chunks_planned_before_and_holds_until_a_fresh_one():
+    clock = Clock()
+    core = running(make_core(reanchor_tolerance=0.2), clock)
+    planned_at = clock.ros
+    chunk(core, clock, np.full((60, 3), 0.4), fps=20.0)  # 3 s towards 0.4
+    for _ in range(3):
+        step(core, clock, measured=core.filter.last_command)
+    moved = np.array([-0.5, 0.0, 0.0])  # the sim reset snapped the arm elsewhere
+    np.testing.assert_array_equal(step(core, clock, measured=moved), moved)
+    assert core.reanchors == 1 and len(core.buffer) == 0
+    for _ in range(10):  # no fresh chunk yet: it holds where the arm is
+        np.testing.assert_allclose(step(core, clock, measured=moved), moved)
+    with pytest.raises(ChunkRejectedError) as exc:  # in flight from before: refused
+        chunk(core, clock, np.full((20, 3), 0.4), stamp=planned_at + DT)
+    assert exc.value.key == "before_activation"
+    chunk(core, clock, np.full((40, 3), -0.3), fps=20.0)  # observed from the new state
+    for _ in range(5):
+        command = step(core, clock, measured=core.filter.last_command)
+    assert command[0] > moved[0]  # on its way to the fresh chunk's -0.3
+
+
 # -- clock jumps -------------------------------------------------------------------------
 
 

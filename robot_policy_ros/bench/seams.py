@@ -65,6 +65,7 @@ def seam_smoothness(
         raise ValueError("need at least two ticks")
     steps = np.max(np.abs(np.diff(commands, axis=0)), axis=1)  # step k ends at times[k + 1]
     ends = times[1:]
+
     def within(windows: Sequence[tuple[float, float]]) -> np.ndarray:
         mask = np.zeros(len(steps), dtype=bool)
         for a, b in windows:

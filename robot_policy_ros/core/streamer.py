@@ -435,8 +435,8 @@ class StreamerCore:
         if stamp < self.accept_after:
             raise ChunkRejectedError(
                 "before_activation",
-                "chunk observed before the streamer was (re)activated, e-stopped or the clock "
-                "jumped",
+                "chunk observed before the streamer was (re)activated, e-stopped, the clock "
+                "jumped or the arm was found away from the command",
             )
         try:
             self.buffer.add(positions, t0, 1.0 / step, received_at=ros_now)
@@ -550,6 +550,13 @@ class StreamerCore:
                     f"{'back after stale' if self._stale_seen else 'away from the command'}, "
                     f"max difference {diverged:.3f})"
                 )
+                if diverged > cfg.reanchor_tolerance:
+                    # The buffered chunks were planned from where the arm no longer is (a
+                    # reset, a push, a collision): hold here until a chunk observed from
+                    # this state on arrives, never resume the old plan from a new place.
+                    self.buffer.clear()
+                    self.accept_after = max(self.accept_after, ros_now - measured.lag)
+                    event += "; chunks planned before it dropped, holding for a fresh one"
                 filt.release()
         self._stale_seen = False
         if not filt.started:
