@@ -226,6 +226,30 @@ def test_policy_node_resets_horizon_on_clock_jump(start_node, rclpy_context, che
         assert "Traceback" not in proc.output()
 
 
+def test_arm_jump_resets_horizon_and_infers_from_inputs_after_it(
+    start_node, rclpy_context, tmp_path
+):
+    """The arm snaps elsewhere (a sim reset without a lifecycle restart): a fresh chunk,
+    observed after the jump, comes at once instead of after the old 5 s horizon."""
+    ckpt = make_checkpoint(tmp_path / "long", fps=FPS, chunk_size=100)  # 4.95 s per chunk
+    cameras = {"front": ("front/image_raw", (32, 32), "rgb8")}
+    proc = _start(start_node, ckpt, "refill_threshold_s:=0.0", "max_observation_age_s:=0.5")
+    with FakeRobot(rclpy_context, cameras=cameras, follow_commands=False) as robot:
+        assert robot.wait_for(lambda: len(robot.chunks) >= 1, 90.0), proc.output()
+        time.sleep(0.5)
+        with robot.lock:
+            robot.positions = robot.positions + np.array([0.0, -0.8, 0.0])  # elbow: 1 rad/s max
+        t_mono, t_ros = time.monotonic(), robot.now()
+        assert robot.wait_for(lambda: _first_chunk_after(robot, t_mono, t_ros) is not None, 3.0), (
+            f"no chunk observed after the arm jumped within 3 s\n{proc.output()}"
+        )
+        assert robot.wait_for(
+            lambda: int(robot.diagnostic_values("policy_node").get("arm_jumps", 0)) >= 1, 10.0
+        ), robot.diagnostic_values("policy_node")
+        assert proc.wait_for_output("joint states jumped", 5.0), proc.output()
+        assert "Traceback" not in proc.output()
+
+
 def test_observation_history_frames_one_over_fps_apart_at_another_inference_rate(
     start_node, rclpy_context, tmp_path
 ):

@@ -73,6 +73,7 @@ from robot_policy_ros.core.observation_health import (
     arm_mismatches,
     parse_camera_sizes,
 )
+from robot_policy_ros.core.state_jumps import StateJumpDetector
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
     ConfigurationError,
@@ -166,6 +167,7 @@ class PolicyNode(ManagedNode):
         self.frames_received: dict[str, int] = {}  # per camera, whatever the state
         self.joint_states_received = 0
         self.time_jumps = 0
+        self.arm_jumps = 0
         self.dropped_before_jump = 0  # inputs and chunks from before a clock jump
         self.state = "unconfigured"
 
@@ -227,6 +229,9 @@ class PolicyNode(ManagedNode):
         self.chunk_span = (policy.chunk_size - 1) / self.fps
         self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
         self._joints = JointStateMapper(self.joint_names)
+        self._state_jumps = StateJumpDetector(
+            policy.limits.max_velocity, params["arm_jump_tolerance"]
+        )
         self._stamps = StampWatch()
         self._published_end = -math.inf
         self.n_obs_steps = int(policy.n_obs_steps)
@@ -354,6 +359,7 @@ class PolicyNode(ManagedNode):
 
     def activate(self) -> None:
         self.gate.clear()
+        self._state_jumps.reset()
         self._clear_history()
         self.policy.reset()
         self._published_end = -math.inf
@@ -442,6 +448,11 @@ class PolicyNode(ManagedNode):
             if self._jumps.from_before(stamp, self._now):
                 self.dropped_before_jump += 1
                 return
+            stamp_or_now = stamp if stamp > 0.0 else self._now()
+            moved = self._state_jumps.check(stamp_or_now, positions)
+        if moved:
+            self._arm_jumped(stamp_or_now, moved)
+        with self._jump_lock:
             self.gate.set_joints(stamp, positions)
             if self._history is not None:
                 self._history.add(JOINTS, stamp, positions)
@@ -496,6 +507,22 @@ class PolicyNode(ManagedNode):
                 self.gate.clear()
                 self._stamps.clear()
                 self._clear_history()
+                self._state_jumps.reset()
+
+    def _arm_jumped(self, stamp: float, moved: float) -> None:
+        """The arm is not where the inputs and the published horizon say (a reset, a push):
+        start over from inputs stamped from this joint state on."""
+        self._forget_before_jump()
+        with self._jump_lock:
+            self._jumps.jumped(stamp, stamp, 0.0)
+            self.arm_jumps += 1
+        self._log(
+            "arm_jump",
+            "warning",
+            f"joint states jumped ({moved:.3f} beyond the velocity limits; a reset, a push or "
+            "a collision): published horizon and history reset, inferring from inputs "
+            "stamped from then on",
+        )
 
     def _jumped(self, before: float, after: float, why: str) -> None:
         with self._jump_lock:
@@ -694,6 +721,7 @@ class PolicyNode(ManagedNode):
                 "inference_errors": self.inference_errors,
                 "published_horizon_s": max(self._published_end - now, 0.0),
                 "time_jumps": self.time_jumps,
+                "arm_jumps": self.arm_jumps,
                 "dropped_before_clock_jump": self.dropped_before_jump,
                 "stale_reason": self.stale_reason,
                 "joint_error": self.joint_error,

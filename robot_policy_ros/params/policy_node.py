@@ -97,6 +97,16 @@ SPECS: list[ParamSpec] = [
         choices=("horizon", "rate"),
     ),
     ParamSpec(
+        "arm_jump_tolerance",
+        0.25,
+        "A joint state further from the previous one than the checkpoint's velocity limits "
+        "allow, by more than this on any joint (joint units), is a jump of the arm (a reset, "
+        "a push, a collision): the published horizon and the observation history are reset "
+        "and inference restarts from inputs stamped after it. 0: off.",
+        min_value=0.0,
+        max_value=1000.0,
+    ),
+    ParamSpec(
         "refill_threshold_s",
         0.5,
         "horizon trigger: infer when less than this many seconds of published actions remain.",
