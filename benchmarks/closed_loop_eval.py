@@ -14,8 +14,9 @@ hyper-parameter iterations. It runs the same pieces the nodes run, on a simulate
   acceptance, blending, e-stop wait, re-anchoring, the safety filter with the
   checkpoint's limits, acceleration limit on) ticked at ``--control-rate`` Hz, exactly
   as ``command_streamer`` runs it; without ``--restart-streamer`` it carries over from one
-  episode to the next, as in a demo without restarts (the sim snaps the arm home on reset
-  and the core re-anchors on it).
+  episode to the next, as in a demo without restarts (the sim snaps the arm home on reset:
+  the core re-anchors on it and drops the chunks planned before, and the policy side, as
+  policy_node's ``arm_jump_tolerance``, resets its horizon and waits for a fresh frame).
 
 It is an approximation (no DDS transport delay, no scheduling jitter, constant latency);
 the real figure is the one ``make demo`` reports.
@@ -43,6 +44,7 @@ from robot_policy_ros.checkpoint_config import read_checkpoint_config  # noqa: E
 from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode  # noqa: E402
 from robot_policy_ros.core.images import resize_rgb  # noqa: E402
 from robot_policy_ros.core.joint_limits import JointLimits  # noqa: E402
+from robot_policy_ros.core.state_jumps import StateJumpDetector  # noqa: E402
 from robot_policy_ros.core.streamer import (  # noqa: E402
     ChunkRejectedError,
     StreamerConfig,
@@ -86,6 +88,7 @@ def evaluate(args: argparse.Namespace) -> dict:
             use_acceleration_limit=not args.no_acceleration_limit,
         )
     )
+    jumps = StateJumpDetector(limits.max_velocity, args.arm_jump_tolerance)
     offsets = np.arange(policy.chunk_size) / policy.fps
     span = (policy.chunk_size - 1) / policy.fps
     ctrl_dt, cam_dt, js_dt, poll_dt = 1 / args.control_rate, 1 / args.camera_rate, 0.01, 0.01
@@ -118,6 +121,11 @@ def evaluate(args: argparse.Namespace) -> dict:
                 js = (world.time, world.arm.q.copy())
                 core.on_joint_state(names, js[1], js[0], t, t)
                 next_js += js_dt
+                if jumps.check(js[0], js[1]):
+                    # As policy_node (arm_jump_tolerance): the arm snapped (the reset):
+                    # horizon reset, inputs from before the jump and chunks in flight dropped.
+                    published_end, frame, busy_until = -math.inf, None, -math.inf
+                    pending.clear()
             if t >= next_cam - 1e-12:
                 snap = world.snapshot()
                 img = renderer.render(snap.q, snap.target)
@@ -216,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         help="deactivate/activate the streamer around every reset (the demo's protocol)",
     )
     p.add_argument("--grace-s", type=float, default=0.5, help="streamer e_stop_grace_s")
+    p.add_argument("--arm-jump-tolerance", type=float, default=0.25, help="policy_node's (0: off)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
