@@ -631,6 +631,11 @@ class BagWriter:
         with self._lock:
             return self._pending
 
+    def pending_bytes(self) -> int:
+        """Payload bytes queued but not yet written (memory the queue holds)."""
+        with self._lock:
+            return self._pending_bytes
+
     def close(self, timeout: float | None = None) -> BagStats:
         """Drain the queue, close the storage and write metadata.yaml. Idempotent."""
         if self._stats is not None:
