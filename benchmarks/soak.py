@@ -512,11 +512,14 @@ class Soak:
         try:
             status = monitor.recorder_status()
             row["recorder_pending"] = status["pending"]
+            row["recorder_pending_mb"] = status.get("pending_mb", math.nan)
+            row["recorder_heap_trims"] = status.get("heap_trims", math.nan)
             row["recorder_lost_in_bag"] = sum(
                 c["dropped"] + c["failed"] for c in status["counts"].values()
             )
         except RuntimeError:
             row["recorder_pending"] = row["recorder_lost_in_bag"] = math.nan
+            row["recorder_pending_mb"] = row["recorder_heap_trims"] = math.nan
         row["published"] = dict(self.published()["published"])
         row["load_average_1min"] = os.getloadavg()[0]
         self.samples.append(row)
@@ -685,6 +688,22 @@ class Soak:
                 "cpu_pct_mean": sum(cpu) / len(cpu) if cpu else math.nan,
                 "cpu_pct_max": max(cpu) if cpu else math.nan,
             }
+
+        # The recorder's RSS holds its write queue (frames waiting for the disk thread):
+        # RSS minus the queued payload separates a backlog from memory kept or leaked.
+        def beyond_queue(sample: dict[str, Any]) -> float:
+            return sample["rss_mb_bag_recorder"] - sample.get("recorder_pending_mb", math.nan)
+
+        rec = processes.get("bag_recorder")
+        if rec is not None:
+            after = [beyond_queue(s) for s in self.samples if s["t_s"] >= base["t_s"]]
+            k = max(1, len(after) // 5)
+            rec["rss_minus_queue_mb_start"] = beyond_queue(base)
+            rec["rss_minus_queue_mb_end"] = beyond_queue(last)
+            rec["rss_minus_queue_growth_pct_median_fifths"] = (
+                100.0 * (_median(after[-k:]) - _median(after[:k])) / _median(after[:k])
+            )
+            rec["queue_mb_end"] = last.get("recorder_pending_mb", math.nan)
         published = self.published()["published"]
         idle = status.get("idle_received", {})
         topics = {}
@@ -861,6 +880,15 @@ def markdown(res: dict[str, Any]) -> str:
             f"{t['recorder_received']} | {t['recorded']} | {t['between_bags']} | "
             f"{t.get('lost_by_recorder', '-')} |"
         )
+    rec = res["processes"].get("bag_recorder", {})
+    if "rss_minus_queue_mb_start" in rec:
+        lines += [
+            "",
+            f"bag_recorder RSS minus its queued payload (MB): {rec['rss_minus_queue_mb_start']:.0f}"
+            f" at the start, {rec['rss_minus_queue_mb_end']:.0f} at the end (medians of the "
+            f"first / last fifth: {rec['rss_minus_queue_growth_pct_median_fifths']:+.1f} %); "
+            f"queue at the end {rec['queue_mb_end']:.0f} MB.",
+        ]
     tg = res["targets"]
     lines += [
         "",
@@ -891,6 +919,12 @@ def plot(res: dict[str, Any], path: Path) -> bool:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     for name in res["processes"]:
         ax1.plot(t, [s[f"rss_mb_{name}"] for s in samples], label=name)
+    ax1.plot(
+        t,
+        [s.get("recorder_pending_mb", math.nan) for s in samples],
+        linestyle="--",
+        label="bag_recorder queue (MB)",
+    )
     ax1.axvline(res["baseline_t_s"] / 60.0, color="grey", linestyle=":", label="end of warm-up")
     ax1.set_ylabel("RSS (MB)")
     ax1.legend(fontsize=8, loc="upper left")
