@@ -8,7 +8,8 @@ Examples:
 Starts ``bag_recorder`` in its own process (own ROS_DOMAIN_ID, localhost discovery),
 publishes rgb8 images and 100 Hz-style joint states from this process (reliable QoS), waits
 until the recorder reports every message written, stops it and prints: messages and MB
-per second, messages lost (must be 0), the recorder's CPU use, and that the bag reads back.
+per second, messages lost (must be 0), the recorder's CPU use, its resident memory at the
+peak and once the queue has drained, and that the bag reads back.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         time.sleep(0.05)
     cpu = cpu_seconds(rec.pid) - cpu0
+    # Resident memory once the queue has drained, after the recorder's heap trimmer had
+    # its chance (period 1 s), against the peak the queue pushed it to.
+    time.sleep(3.0)
+    rss_peak_mb, rss_drained_mb = _rss_mb(rec.pid, "VmHWM"), _rss_mb(rec.pid, "VmRSS")
     rec.send_signal(signal.SIGINT)
     log = rec.communicate(timeout=60)[0].decode(errors="replace")
     node.destroy_node()
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         "messages_per_s": round((args.images + n_js) / t_all, 1),
         "image_MB_per_s": round(payload_mb / t_all, 1),
         "recorder_cpu_percent": round(100.0 * cpu / t_all, 1),
+        "recorder_cpu_s": round(cpu, 2),
+        "recorder_rss_mb_peak": round(rss_peak_mb),
+        "recorder_rss_mb_drained": round(rss_drained_mb),
         "written": counts,
         "lost": sum(want.values()) - sum(counts.get(t, 0) for t in want),
         "bag_MB": round(size_mb, 1),
@@ -158,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
 
     shutil.rmtree(out, ignore_errors=True)
     return 0 if figures["lost"] == 0 else 1
+
+
+def _rss_mb(pid: int, key: str) -> float:
+    """VmRSS / VmHWM of a process (MB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -229,3 +229,55 @@ def test_invalid_storage_parameter_exits_with_a_message(start_node, tmp_path: Pa
     proc.proc.wait(timeout=30)
     assert proc.proc.returncode == 2
     assert "storage" in proc.output() and "mcap" in proc.output()
+
+
+def test_one_callback_takes_every_waiting_message_of_a_topic(rclpy_context, tmp_path) -> None:
+    """rclpy's executor takes one message per subscription per wait cycle; the recorder's
+    callback takes the rest waiting on its topic itself (up to TAKE_BATCH), so a recorder
+    starved of CPU (few cycles a second) still keeps up with a 500 Hz topic. Here 60 joint
+    states wait in the recorder's reader before its executor runs: the first callback
+    records all 60 (without the batch it would record 1)."""
+    from rclpy.parameter import Parameter
+
+    from robot_policy_ros.nodes.bag_recorder import TAKE_BATCH, BagRecorder
+
+    assert TAKE_BATCH >= 60
+    topic = "/rec_batch/joint_states"
+    pub_node = Node("rec_batch_pub", context=rclpy_context)
+    pub = pub_node.create_publisher(JointState, topic, RELIABLE_ALL)
+    recorder = BagRecorder(
+        parameter_overrides=[
+            Parameter("output_dir", value=str(tmp_path / "bags")),
+            Parameter("topics", value=[topic]),
+            Parameter("episode_topic", value=""),
+            Parameter("autostart", value=True),
+            Parameter("discovery_period_s", value=0.05),
+        ],
+        context=rclpy_context,
+    )
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(recorder)
+    calls = []
+    on_message = recorder._on_message
+
+    def counted(t: str, data: bytes) -> None:
+        calls.append(t)
+        on_message(t, data)
+
+    recorder._on_message = counted
+    try:
+        assert spin_until(executor, lambda: recorder._subs.get(topic) is not None, 10.0)
+        assert spin_until(executor, lambda: pub.get_subscription_count() == 1, 10.0)
+        for i in range(60):
+            pub.publish(JointState(name=["a"], position=[float(i)]))
+        time.sleep(2.0)  # delivered into the recorder's reader; nothing taken yet
+        assert spin_until(executor, lambda: len(calls) >= 1, 10.0)
+        assert len(calls) == 1
+        assert recorder._writer.counts()[topic].received == 60
+        stats = recorder.stop_episode()
+        assert stats is not None and stats.written == 60 and stats.lost == 0
+    finally:
+        recorder.shutdown()
+        executor.shutdown()
+        recorder.destroy_node()
+        pub_node.destroy_node()

@@ -441,63 +441,53 @@ def test_read_only_file_system_refuses_recording_with_erofs(
 
 
 def test_permission_denied_mid_recording_stops_with_eacces(start_node, rclpy_context, tmp_path):
-    """A real EACCES: the recorder runs as an unprivileged uid and its bag folder is made
-    read-only (chmod 0555) mid-episode; closing the bag cannot write metadata.yaml.
+    """A real EACCES: the recorder runs without root's permission overrides
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH dropped by test/fault_exec.py) and its bag folder
+    is made read-only (chmod 0555) mid-episode; closing the bag cannot write metadata.yaml.
 
     The error names the file and EACCES, /diagnostics turns ERROR, the node keeps running,
-    the storage file is complete and ``--recover`` adds the metadata.
+    ~/start is refused with EACCES, the storage file is complete and ``--recover`` adds the
+    metadata.
     """
     import os
-    import subprocess
-    import sys
-    import tempfile
 
-    nobody = 65534
-    probe = ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"]
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv not installed: cannot run the recorder unprivileged")
-    ran = subprocess.run([*probe, sys.executable, "-c", "import argparse, rclpy"], check=False)
-    if ran.returncode != 0:
-        pytest.skip(f"uid {nobody} cannot run {sys.executable} here (its files are root-only)")
-    base = Path(tempfile.mkdtemp(prefix="rec_eacces-"))  # tmp_path's parents are root-only
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the recorder drops root's permission overrides to get EACCES")
+    out = tmp_path / "bags"
+    out.mkdir()
+    topics = ["/rec_eacces/chatter", "/rec_eacces/joint_states"]
+    env = {"FAULT_DROP_DAC": "1"}
+    proc = _start_faulted(
+        start_node, out, topics, env, "-p", "episode_topic:=''", "-p", "flush_interval_s:=0.2"
+    )
+    caps = Path(f"/proc/{proc.proc.pid}/status").read_text().split("CapEff:")[1].split()[0]
+    assert int(caps, 16) & 0b110 == 0, f"the recorder still overrides permissions: {caps}"
+    h = FaultHarness(rclpy_context, topics)
+    bag = None
     try:
-        base.chmod(0o777)
-        out = base / "bags"
-        out.mkdir()
-        os.chown(out, nobody, nobody)
-        logs = base / "log"
-        logs.mkdir()
-        os.chown(logs, nobody, nobody)
-        topics = ["/rec_eacces/chatter", "/rec_eacces/joint_states"]
-        env = {"FAULT_UID": str(nobody), "ROS_LOG_DIR": str(logs), "ROS_HOME": str(logs)}
-        proc = _start_faulted(
-            start_node, out, topics, env, "-p", "episode_topic:=''", "-p", "flush_interval_s:=0.2"
-        )
-        h = FaultHarness(rclpy_context, topics)
-        try:
-            h.wait_matched()
-            bag = Path(h.call("start").message)
-            h.publish(n_chatter=25, n_joints=15)
-            h.wait_received({topics[0]: 25, topics[1]: 15})
-            bag.chmod(0o555)  # nobody may not create metadata.yaml in it any more
-            out.chmod(0o555)  # ... nor a new bag folder
-            stopped = h.call("stop")
-            diag = h.wait_diagnostic(2, "EACCES")
-            refused = h.call("start")
-            assert proc.alive() and not h.status()["recording"]
-        finally:
-            h.close()
-        assert not stopped.success
-        report = json.loads(stopped.message)
-        assert "Permission denied (EACCES)" in report["error"], report
-        assert str(bag) in report["error"], report
-        assert not refused.success and "EACCES" in refused.message, refused.message
-        assert "EACCES" in diag.message
-        (line,) = _error_lines(proc)
-        assert "Permission denied (EACCES)" in line and "--recover" in line, line
-        bag.chmod(0o755)
-        assert not bag_is_complete(bag)
-        recover_bag(bag)
-        _assert_valid(bag, {topics[0]: 25, topics[1]: 15})
+        h.wait_matched()
+        bag = Path(h.call("start").message)
+        h.publish(n_chatter=25, n_joints=15)
+        h.wait_received({topics[0]: 25, topics[1]: 15})
+        bag.chmod(0o555)  # the recorder may not create metadata.yaml in it any more
+        out.chmod(0o555)  # ... nor a new bag folder
+        stopped = h.call("stop")
+        diag = h.wait_diagnostic(2, "EACCES")
+        refused = h.call("start")
+        assert proc.alive() and not h.status()["recording"]
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        h.close()
+        out.chmod(0o755)  # tmp_path is removed by pytest
+        if bag is not None:
+            bag.chmod(0o755)
+    assert not stopped.success
+    report = json.loads(stopped.message)
+    assert "Permission denied (EACCES)" in report["error"], report
+    assert str(bag) in report["error"], report
+    assert not refused.success and "EACCES" in refused.message, refused.message
+    assert "EACCES" in diag.message
+    (line,) = _error_lines(proc)
+    assert "Permission denied (EACCES)" in line and "--recover" in line, line
+    assert not bag_is_complete(bag)
+    recover_bag(bag)
+    _assert_valid(bag, {topics[0]: 25, topics[1]: 15})

@@ -160,3 +160,36 @@ def test_hard_killed_writer_bag_is_recovered(tmp_path: Path, storage: str) -> No
     texts = [ts.deserialize_cdr(raw, "std_msgs/msg/String").data for raw in first]
     assert texts == [f"m{i}" for i in range(400)]
     assert recover_bag(bag)["already_complete"]
+
+
+def test_lean_mcap_storage_writes_the_same_bytes_as_rosbags(tmp_path: Path) -> None:
+    """The MCAP storage BagWriter uses (one copy per message) writes byte for byte the file
+    rosbags' own McapWriter writes, big and small messages, chunks closed by size and by
+    flushes alike."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from robot_policy_ros.data.bag_writer import _Writer
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, 700_000, dtype=np.uint8).tobytes()
+    files = []
+    for name, cls in (("rosbags", Writer), ("lean", _Writer)):
+        path = tmp_path / name / "bag"  # the same file name: the MCAP metadata names it
+        path.parent.mkdir()
+        writer = cls(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        writer.open()
+        js = writer.add_connection(
+            "/joint_states", "sensor_msgs/msg/JointState", typestore=default_typestore()
+        )
+        cam = writer.add_connection("/cam", "std_msgs/msg/String", typestore=default_typestore())
+        for i in range(40):
+            writer.write(js, 1_000 + 2 * i, _joint_state(i))
+            if i % 3 == 0:
+                writer.write(cam, 1_001 + 2 * i, image[i:] + bytes(i))
+            if i == 20:
+                writer.storage.close_chunk()  # as BagWriter's flush does
+        writer.write(js, 5_000, memoryview(_joint_state(99)))
+        writer.close()
+        files.append((path / "bag.mcap").read_bytes())
+    assert len(files[0]) > 4_000_000  # several chunks of ~1 MB
+    assert files[1] == files[0]

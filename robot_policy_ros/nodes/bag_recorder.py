@@ -16,6 +16,12 @@ Episodes (one bag ``<output_dir>/episode_000123/`` each):
   the recorder starts is not recorded (its beginning would be missing);
 - ``autostart:=true`` starts one right away.
 
+The recorder's resident memory follows its write queue: frames the writer thread has
+written are freed, and a background thread gives the freed heap back to the OS
+(:class:`~robot_policy_ros.core.heap.HeapTrimmer`, glibc ``malloc_trim``) so that a queue
+that backed up once (a slow disk, a busy CPU) does not leave the process at its high-water
+mark; ``~/status`` counts the trims (``heap_trims``).
+
 Topics are subscribed when they appear in the graph (their type and the publishers' QoS
 are taken from it), so the recorder can start before the robot. SIGINT / SIGTERM close
 the open bag cleanly (queue drained, metadata.yaml written).
@@ -61,6 +67,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from robot_policy_ros.core.heap import HeapTrimmer
 from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.data.bag_writer import (
     STORAGES,
@@ -80,6 +87,13 @@ _INFINITE_NS = 9223372036854775807
 DIAGNOSTICS_PERIOD_S = 1.0
 #: GIL switch interval of the recorder process (see main()).
 GIL_SWITCH_INTERVAL_S = 0.0005
+#: How often the recorder checks for freed heap memory to give back to the OS (s), and
+#: the least free heap worth a trim (bytes): frames freed by the writer thread otherwise
+#: keep the resident size at the write queue's high-water mark (robot_policy_ros.core.heap).
+HEAP_TRIM_PERIOD_S = 1.0
+#: Most extra messages one subscription callback takes from its topic (see _on_message).
+TAKE_BATCH = 100
+HEAP_TRIM_MIN_FREE_BYTES = 32 * 1024 * 1024
 
 
 def _duration_ns(d: Any) -> int:
@@ -149,6 +163,7 @@ class BagRecorder(Node):
         self._fault_guard = self.create_guard_condition(self._on_writer_fault)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._heap = HeapTrimmer(HEAP_TRIM_PERIOD_S, HEAP_TRIM_MIN_FREE_BYTES).start()
 
         self.create_service(Trigger, "~/start", self._srv_start)
         self.create_service(Trigger, "~/stop", self._srv_stop)
@@ -246,6 +261,24 @@ class BagRecorder(Node):
 
     def _on_message(self, topic: str, data: bytes) -> None:
         # Hot path: never blocks, never deserializes.
+        self._record(topic, data)
+        # The executor takes one message per subscription and wait cycle. A CPU-starved
+        # recorder manages few cycles, so a 500 Hz topic got only as many messages per
+        # second as cycles (benchmarks/soak.py at load 15: ~40 of 500 joint states/s, the
+        # rest piling up in the keep-all reader until the publisher's history overwrote
+        # them). Take what else is waiting on this topic now, up to TAKE_BATCH.
+        sub = self._subs.get(topic)
+        for _ in range(TAKE_BATCH):
+            try:
+                with sub.handle:
+                    taken = sub.handle.take_message(sub.msg_type, sub.raw)
+            except Exception:  # destroyed meanwhile (InvalidHandle), or no subscription
+                return
+            if taken is None:
+                return
+            self._record(topic, taken[0])
+
+    def _record(self, topic: str, data: bytes) -> None:
         stamp = self.get_clock().now().nanoseconds
         writer = self._writer
         if writer is None:
@@ -389,6 +422,7 @@ class BagRecorder(Node):
             "episodes_recorded": self._episodes_done,
             "write_errors": self._errors,
             "last_error": self._last_error or "",
+            "heap_trims": self._heap.trims,
         }
         if writer is not None:
             counts = writer.counts().values()
@@ -503,10 +537,12 @@ class BagRecorder(Node):
                 {t: c.as_dict() for t, c in writer.counts().items()} if writer is not None else {}
             ),
             "pending": writer.pending() if writer is not None else 0,
+            "pending_mb": round(writer.pending_bytes() / 1e6, 3) if writer is not None else 0.0,
             "idle_received": dict(self._idle_received),
             "write_errors": self._errors,
             "last_error": self._last_error,
             "error_active": self._error_active,
+            "heap_trims": self._heap.trims,
         }
         resp.success = True
         resp.message = json.dumps(status)
@@ -516,6 +552,13 @@ class BagRecorder(Node):
         """Close the open bag (called on SIGINT / SIGTERM / exit)."""
         if self._writer is not None:
             self.stop_episode(reason="shutdown")
+        self._heap.stop()
+
+    def destroy_node(self) -> None:
+        heap = getattr(self, "_heap", None)  # absent when __init__ failed early
+        if heap is not None:
+            heap.stop()
+        super().destroy_node()
 
 
 def _path_error(exc: OSError, path: Path) -> str:
