@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robot_policy_ros.checkpoint_config import (
+from robot_policy_ros.checkpoint.config import (
     POLICY_TYPES,
     CheckpointError,
     parse_camera_list,
@@ -112,7 +112,7 @@ def _diffusion_chunk_overrides(chunk: int, overrides: dict[str, Any]) -> dict[st
 
 def cmd_init_checkpoint(args: argparse.Namespace) -> int:
     """Write a randomly initialised, valid checkpoint."""
-    from robot_policy_ros.checkpoint import save_checkpoint
+    from robot_policy_ros.checkpoint.weights import save_checkpoint
     from robot_policy_ros.core.joint_limits import JointLimits
     from robot_policy_ros.policies.factory import make_policy
 
@@ -172,7 +172,7 @@ def _human_bytes(n: int) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print a checkpoint summary; non-zero exit (via CheckpointError) if invalid."""
-    from robot_policy_ros.checkpoint import describe_checkpoint, dumps_summary
+    from robot_policy_ros.checkpoint.weights import describe_checkpoint, dumps_summary
 
     s = describe_checkpoint(args.checkpoint)
     if args.json:
@@ -212,7 +212,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # --- import-weights -------------------------------------------------------------------------
 def cmd_import_weights(args: argparse.Namespace) -> int:
     """Convert trusted pickle-based weights into a safe checkpoint (explicit opt-in)."""
-    from robot_policy_ros.checkpoint import import_weights
+    from robot_policy_ros.checkpoint.weights import import_weights
 
     if not args.weights_only:
         raise ValueError(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from robot_policy_ros import cli
-from robot_policy_ros.checkpoint_config import read_checkpoint_config
+from robot_policy_ros.checkpoint.config import read_checkpoint_config
 
 FRANKA = ",".join(f"panda_joint{i}" for i in range(1, 8))
 SO101 = "shoulder_pan,shoulder_lift,elbow_flex,wrist_flex,wrist_roll,gripper"
@@ -187,7 +187,7 @@ def test_train_delegates_to_trainer_module(monkeypatch, tmp_path: Path) -> None:
 def test_import_weights_converts_trusted_state_dict(tmp_path: Path, capsys) -> None:
     import torch
 
-    from robot_policy_ros.checkpoint import load_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
 
     like = tmp_path / "like"
     assert cli.main(init_args("mlp", "a,b", like, "--cameras", "f:32x32", "--seed", "3")) == 0

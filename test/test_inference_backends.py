@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_policies import observation, tiny_policy
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
 from robot_policy_ros.inference import backends, export
 from robot_policy_ros.inference.backends import OnnxRuntimePredictor, Predictor, make_predictor
 

@@ -83,3 +83,30 @@ def test_every_source_folder_is_an_installed_package(setup_kwargs):
     folders = {p.parent.relative_to(ROOT) for p in (ROOT / PACKAGE_DIR).rglob("*.py")}
     assert {".".join(f.parts) for f in folders} <= packages
     assert "robot_policy_ros.launch_support" in packages
+
+
+# What the torch-free nodes and the launch files import. ``sys.modules['torch'] = None``
+# makes any ``import torch`` (direct or transitive) raise ImportError, so this fails on
+# the first module that reaches for torch, naming it in the traceback.
+TORCH_FREE_MODULES = (
+    "robot_policy_ros.checkpoint",
+    "robot_policy_ros.checkpoint.config",
+    "robot_policy_ros.checkpoint.files",
+    "robot_policy_ros.nodes.command_streamer",
+    "robot_policy_ros.launch_support",
+)
+
+
+@pytest.mark.parametrize("module", TORCH_FREE_MODULES)
+def test_streamer_and_launch_modules_import_without_torch(module):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; "
+        f"import importlib; importlib.import_module({module!r}); "
+        "print('torch-free')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "torch-free"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES, NormalizationStats
+from robot_policy_ros.checkpoint.config import POLICY_TYPES, NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Observation, Policy
 from robot_policy_ros.policies.factory import make_policy
@@ -133,7 +133,7 @@ def test_resnet18_mlp_runs_at_small_image_size() -> None:
 
 # --- ACT -------------------------------------------------------------------------------------
 def test_act_defaults_follow_the_paper() -> None:
-    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.checkpoint.config import CameraSpec
     from robot_policy_ros.policies.config import ACTConfig
 
     c = ACTConfig(joint_names=("a",), cameras=(CameraSpec("f", 64, 64),))
@@ -200,7 +200,7 @@ def test_act_2d_position_embedding_is_sinusoidal() -> None:
 
 # --- Diffusion ---------------------------------------------------------------------------------
 def test_diffusion_defaults_follow_the_paper() -> None:
-    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.checkpoint.config import CameraSpec
     from robot_policy_ros.policies.config import DiffusionConfig
 
     c = DiffusionConfig(joint_names=("a",), cameras=(CameraSpec("f", 96, 96),))

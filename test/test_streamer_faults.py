@@ -188,7 +188,7 @@ def test_sigterm_exits_zero(node_env, tmp_path, rclpy_context):
 
 
 def _checkpoint(folder, joints):
-    from robot_policy_ros.checkpoint_config import (
+    from robot_policy_ros.checkpoint.config import (
         CameraSpec,
         CheckpointConfig,
         NormalizationStats,

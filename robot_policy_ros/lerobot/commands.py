@@ -20,7 +20,7 @@ from robot_policy_ros.lerobot.convert import import_lerobot, joints_from_dataset
 
 def cmd_import_lerobot(args: argparse.Namespace) -> int:
     """Convert a LeRobot pretrained_model folder into a checkpoint."""
-    from robot_policy_ros.checkpoint import describe_checkpoint
+    from robot_policy_ros.checkpoint.weights import describe_checkpoint
 
     if args.joints:
         joints = [j.strip() for j in args.joints.split(",") if j.strip()]
@@ -152,7 +152,7 @@ def predict_arrays(
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Run a checkpoint offline on IN.npz and write OUT.npz."""
-    from robot_policy_ros.checkpoint import load_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
 
     policy = load_checkpoint(args.checkpoint)
     images, q, noise = _load_inputs(Path(args.inputs), policy)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint_config import CameraSpec, NormalizationStats
+from robot_policy_ros.checkpoint.config import CameraSpec, NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.lerobot.act import (
     act_hyperparameters,
@@ -193,8 +193,8 @@ def import_lerobot(
     """
     import torch
 
-    from robot_policy_ros.checkpoint import save_checkpoint
-    from robot_policy_ros.checkpoint_config import check_name
+    from robot_policy_ros.checkpoint.config import check_name
+    from robot_policy_ros.checkpoint.weights import save_checkpoint
     from robot_policy_ros.policies.factory import build_policy, make_config
 
     src = read_lerobot_folder(source)

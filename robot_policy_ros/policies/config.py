@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from robot_policy_ros.checkpoint_config import CameraSpec, check_name
+from robot_policy_ros.checkpoint.config import CameraSpec, check_name
 
 BACKBONES = ("resnet18", "tiny_cnn")
 BACKBONE_NORMS = ("batch_norm", "frozen_bn", "group_norm")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from robot_policy_ros.checkpoint_config import (
+from robot_policy_ros.checkpoint.config import (
     POLICY_TYPES,
     CameraSpec,
     NormalizationStats,
@@ -23,7 +23,7 @@ _POLICY_CLASSES = {
     "act": ("robot_policy_ros.policies.act", "ACTPolicy"),
     "diffusion": ("robot_policy_ros.policies.diffusion", "DiffusionPolicy"),
 }
-# The families are listed once, in checkpoint_config.POLICY_TYPES (torch-free).
+# The families are listed once, in checkpoint.config.POLICY_TYPES (torch-free).
 assert tuple(_POLICY_CLASSES) == POLICY_TYPES == tuple(CONFIG_CLASSES), "policy families differ"
 
 

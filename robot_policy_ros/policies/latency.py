@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
 from robot_policy_ros.policies.base import Observation, Policy
 
 
@@ -108,7 +108,7 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed arguments; prints one line per family."""
-    from robot_policy_ros.checkpoint import load_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
     from robot_policy_ros.cli import _parse_set
     from robot_policy_ros.inference import make_predictor
     from robot_policy_ros.inference.export import cache_dir_for

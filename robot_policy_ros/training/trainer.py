@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from robot_policy_ros.checkpoint_config import IMAGE_FITS, CameraSpec
+from robot_policy_ros.checkpoint.config import IMAGE_FITS, CameraSpec
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.data.bag_reader import TopicConfig, find_bags
 from robot_policy_ros.data.dataset import (
@@ -476,8 +476,8 @@ class RunLog:
 
 def _policy_api():
     """The policy factory and checkpoint functions (H-policies' modules, imported lazily)."""
-    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
-    from robot_policy_ros.checkpoint_config import NormalizationStats
+    from robot_policy_ros.checkpoint.config import NormalizationStats
+    from robot_policy_ros.checkpoint.weights import load_checkpoint, save_checkpoint
     from robot_policy_ros.policies.factory import make_config, make_policy
 
     return {

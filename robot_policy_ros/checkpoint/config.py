@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint_files import CheckpointError, read_json_file
+from robot_policy_ros.checkpoint.files import CheckpointError, read_json_file
 from robot_policy_ros.core.joint_limits import JointLimits
 
 FORMAT_VERSION = 1
