@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint.config import CameraSpec, NormalizationStats
+from robot_policy_ros.checkpoint.config import CameraInput, NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.lerobot.act import (
     act_hyperparameters,
@@ -220,9 +220,9 @@ def import_lerobot(
             src.weights, len(src.image_keys), hp["share_backbone"]
         )
     hp["image_normalization"] = image_normalization(src, names)
-    specs = [CameraSpec(names[k], *src.image_shape(k)) for k in src.image_keys]
+    camera_inputs = [CameraInput(names[k], *src.image_shape(k)) for k in src.image_keys]
     try:
-        config = make_config(src.policy_type, joints, specs, fps=fps, **hp)
+        config = make_config(src.policy_type, joints, camera_inputs, fps=fps, **hp)
     except ValueError as exc:
         raise LeRobotImportError(f"config.json: cannot be run here: {exc}") from None
     stats = normalization_stats(src, joints, scale, offset)

@@ -10,9 +10,9 @@ import torch
 
 from robot_policy_ros.checkpoint.config import (
     POLICY_TYPES,
-    CameraSpec,
+    CameraInput,
     NormalizationStats,
-    as_camera_specs,
+    as_camera_inputs,
 )
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Policy
@@ -38,7 +38,7 @@ def policy_class(policy_type: str) -> type[Policy]:
 def make_config(
     policy_type: str,
     joint_names: Sequence[str],
-    cameras: Mapping[str, Sequence[int]] | Sequence[CameraSpec],
+    cameras: Mapping[str, Sequence[int]] | Sequence[CameraInput],
     fps: float = 50.0,
     **overrides: Any,
 ) -> PolicyConfig:
@@ -52,7 +52,7 @@ def make_config(
         raise ValueError(f"unknown {policy_type} config fields: {unknown}")
     return cls(
         joint_names=tuple(joint_names),
-        cameras=tuple(as_camera_specs(cameras)),
+        cameras=tuple(as_camera_inputs(cameras)),
         fps=fps,
         **overrides,
     )
@@ -77,7 +77,7 @@ def build_policy(
 def make_policy(
     policy_type: str,
     joint_names: Sequence[str],
-    cameras: Mapping[str, Sequence[int]] | Sequence[CameraSpec],
+    cameras: Mapping[str, Sequence[int]] | Sequence[CameraInput],
     fps: float = 50.0,
     *,
     stats: NormalizationStats | None = None,
@@ -90,7 +90,7 @@ def make_policy(
     Args:
         policy_type: "mlp", "act" or "diffusion".
         joint_names: joints in state/action order.
-        cameras: {name: (H, W)} (or CameraSpec list).
+        cameras: {name: (H, W)} (or CameraInput list).
         fps: control rate of the action chunk.
         stats: normalisation statistics (default: derived from ``limits``).
         limits: joint limits stored with the checkpoint, a JointLimits named by
