@@ -164,7 +164,7 @@ def test_inspect_json_and_missing_dir(tmp_path: Path, capsys) -> None:
 
 
 def test_train_without_trainer_module_exits_2(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(cli, "TRAIN_MODULE", "robot_policy_ros.training.no_such_module")
+    monkeypatch.setattr(cli.train, "TRAIN_MODULE", "robot_policy_ros.training.no_such_module")
     assert cli.main(["train", "--anything"]) == 2
     assert "no_such_module" in capsys.readouterr().err
 
@@ -180,7 +180,7 @@ def test_train_delegates_to_trainer_module(monkeypatch, tmp_path: Path) -> None:
         "    return 40 + args.steps\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "TRAIN_MODULE", "fake_trainer_pkg.train_cli")
+    monkeypatch.setattr(cli.train, "TRAIN_MODULE", "fake_trainer_pkg.train_cli")
     assert cli.main(["train", "--steps", "2"]) == 42
 
 

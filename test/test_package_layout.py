@@ -110,3 +110,42 @@ def test_streamer_and_launch_modules_import_without_torch(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "torch-free"
+
+
+def test_policies_do_not_import_the_cli():
+    """The CLI uses the policies, never the reverse (the latency benchmark lives in cli/)."""
+    import ast
+
+    for path in sorted((ROOT / PACKAGE_DIR / "policies").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith("robot_policy_ros.cli"), (path, node.lineno, name)
+
+
+def test_python_m_cli_runs_the_console_script(setup_kwargs):
+    """``python -m robot_policy_ros.cli`` (what the launch glue runs) is ``robot-policy``."""
+    import subprocess
+    import sys
+
+    scripts = dict(
+        (s.split("=")[0].strip(), s.split("=")[1].strip())
+        for s in setup_kwargs["entry_points"]["console_scripts"]
+    )
+    assert scripts["robot-policy"] == "robot_policy_ros.cli:main"
+    out = subprocess.run(
+        [sys.executable, "-m", "robot_policy_ros.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: robot-policy")
+    for command in ("init-checkpoint", "inspect", "import-lerobot", "predict", "benchmark"):
+        assert command in out.stdout

@@ -7,8 +7,8 @@ Modules:
     vision     backbones (ResNet18 / tiny_cnn), spatial softmax, ImageNet normalisation
     mlp, act, diffusion   the three families
     factory    make_policy(policy_type, joint_names, cameras, fps, **overrides)
-    latency    predict_chunk latency measurement (robot-policy benchmark)
 
+The latency benchmark is robot_policy_ros.cli.benchmark (robot-policy benchmark).
 Checkpoints: robot_policy_ros.checkpoint.weights (save/load) and robot_policy_ros.checkpoint.config
 (config.json, no torch). Names below are imported lazily so that importing this package
 does not pull in torch until one of them is used.
