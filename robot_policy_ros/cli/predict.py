@@ -7,6 +7,11 @@ Files:
   :func:`predict_arrays`).
 - OUT.npz: ``actions`` float64 (N, chunk_size, J) in joint units; every sample is run from a
   reset policy, so the N samples are independent.
+
+``--backend`` picks who runs the network, as for ``robot-policy benchmark`` and the
+policy_node (:func:`robot_policy_ros.inference.make_predictor`: ``auto``, the default, is
+the faster installed backend whose graphs match torch within 1e-4; ``torch``;
+``onnxruntime``). The backend that ran is printed; OUT.npz is the same either way.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from robot_policy_ros.cli.args import add_backend_argument
 
 
 def load_inputs(
@@ -73,19 +80,22 @@ def predict_arrays(
     images: dict[str, np.ndarray],
     q: np.ndarray,
     noise: np.ndarray | None = None,
+    predictor: Any = None,
 ) -> np.ndarray:
     """(N, chunk, J) float64 actions; each sample from a reset policy, frames oldest first.
 
     ``noise`` (N, horizon, J): a diffusion policy's initial sample for each sample's last
-    frame (the earlier frames only fill the observation history).
+    frame (the earlier frames only fill the observation history). ``predictor``: a
+    robot_policy_ros.inference predictor of ``policy`` (default: the policy, i.e. torch).
     """
     import torch
 
     from robot_policy_ros.policies.base import Observation
 
+    run = predictor if predictor is not None else policy
     out = []
     for i in range(q.shape[0]):
-        policy.reset()
+        run.reset()
         chunk = None
         for t in range(q.shape[1]):  # fills the history; the last call sees all T frames
             obs = Observation(
@@ -93,7 +103,7 @@ def predict_arrays(
             )
             if noise is not None and t == q.shape[1] - 1:
                 policy.set_initial_noise(torch.from_numpy(noise[i : i + 1]))
-            chunk = policy.predict_chunk(obs)
+            chunk = run.predict_chunk(obs)
         out.append(chunk)
     return np.stack(out).astype(np.float64)
 
@@ -101,12 +111,21 @@ def predict_arrays(
 def run(args: argparse.Namespace) -> int:
     """Run a checkpoint offline on IN.npz and write OUT.npz."""
     from robot_policy_ros.checkpoint.weights import load_checkpoint
+    from robot_policy_ros.inference import make_predictor
+    from robot_policy_ros.inference.export import cache_dir_for
 
-    policy = load_checkpoint(args.checkpoint)
+    policy = load_checkpoint(args.checkpoint).eval()
     images, q, noise = load_inputs(Path(args.inputs), policy)
-    actions = predict_arrays(policy, images, q, noise)
+    # torch needs no graph cache: do not create onnx_cache/ beside the checkpoint for it.
+    cache = None if args.backend == "torch" else cache_dir_for(args.checkpoint)
+    predictor = make_predictor(policy, args.backend, cache_dir=cache)
+    print(f"backend: {predictor.describe()}")
+    actions = predict_arrays(policy, images, q, noise, predictor=predictor)
     np.savez(args.out, actions=actions)
-    print(f"wrote {args.out}: actions {actions.shape} ({policy.policy_type}, {q.shape[0]} samples)")
+    print(
+        f"wrote {args.out}: actions {actions.shape} ({policy.policy_type}, {q.shape[0]} samples, "
+        f"backend {predictor.name})"
+    )
     return 0
 
 
@@ -120,4 +139,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("--inputs", required=True, help="IN.npz")
     p.add_argument("--out", required=True, help="OUT.npz to write")
+    add_backend_argument(p)
     p.set_defaults(func=run)
