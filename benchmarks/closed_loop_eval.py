@@ -39,8 +39,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from robot_policy_ros.checkpoint import load_checkpoint  # noqa: E402
-from robot_policy_ros.checkpoint_config import read_checkpoint_config  # noqa: E402
+from robot_policy_ros.checkpoint.config import read_checkpoint_config  # noqa: E402
+from robot_policy_ros.checkpoint.weights import load_checkpoint  # noqa: E402
 from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode  # noqa: E402
 from robot_policy_ros.core.images import resize_rgb  # noqa: E402
 from robot_policy_ros.core.joint_limits import JointLimits  # noqa: E402

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robot_policy_ros.policies.latency import add_benchmark_arguments, run_from_args
+from robot_policy_ros.cli.benchmark import add_benchmark_arguments, run_from_args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
 
 
 def main(argv: list[str] | None = None) -> int:

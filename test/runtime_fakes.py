@@ -366,7 +366,7 @@ def make_checkpoint(
     **overrides,
 ) -> Path:
     """A tiny random checkpoint (tiny CNN backbone) written with the policies API."""
-    from robot_policy_ros.checkpoint import save_checkpoint
+    from robot_policy_ros.checkpoint.weights import save_checkpoint
     from robot_policy_ros.core.joint_limits import JointLimits
     from robot_policy_ros.policies.factory import make_policy
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from robot_policy_ros.checkpoint_config import (
+from robot_policy_ros.checkpoint.config import (
     CheckpointError,
     NormalizationStats,
     read_checkpoint_config,
 )
+from robot_policy_ros.checkpoint.weights import file_sha256, load_checkpoint, save_checkpoint
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Observation
 from robot_policy_ros.policies.factory import make_policy
@@ -150,7 +150,7 @@ def test_checkpoint_config_module_does_not_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, robot_policy_ros.checkpoint_config as c; "
+        "import sys, robot_policy_ros.checkpoint.config as c; "
         "assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
-from robot_policy_ros.checkpoint_files import (
+from robot_policy_ros.checkpoint.config import CheckpointError, read_checkpoint_config
+from robot_policy_ros.checkpoint.files import (
     MAX_CONFIG_BYTES,
     parse_safetensors_header,
 )
+from robot_policy_ros.checkpoint.weights import file_sha256, load_checkpoint, save_checkpoint
 from robot_policy_ros.policies.factory import make_policy
 
 JOINTS = ["shoulder", "elbow", "wrist"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from robot_policy_ros import cli
-from robot_policy_ros.checkpoint_config import read_checkpoint_config
+from robot_policy_ros.checkpoint.config import read_checkpoint_config
 
 FRANKA = ",".join(f"panda_joint{i}" for i in range(1, 8))
 SO101 = "shoulder_pan,shoulder_lift,elbow_flex,wrist_flex,wrist_roll,gripper"
@@ -164,7 +164,7 @@ def test_inspect_json_and_missing_dir(tmp_path: Path, capsys) -> None:
 
 
 def test_train_without_trainer_module_exits_2(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(cli, "TRAIN_MODULE", "robot_policy_ros.training.no_such_module")
+    monkeypatch.setattr(cli.train, "TRAIN_MODULE", "robot_policy_ros.training.no_such_module")
     assert cli.main(["train", "--anything"]) == 2
     assert "no_such_module" in capsys.readouterr().err
 
@@ -180,14 +180,14 @@ def test_train_delegates_to_trainer_module(monkeypatch, tmp_path: Path) -> None:
         "    return 40 + args.steps\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "TRAIN_MODULE", "fake_trainer_pkg.train_cli")
+    monkeypatch.setattr(cli.train, "TRAIN_MODULE", "fake_trainer_pkg.train_cli")
     assert cli.main(["train", "--steps", "2"]) == 42
 
 
 def test_import_weights_converts_trusted_state_dict(tmp_path: Path, capsys) -> None:
     import torch
 
-    from robot_policy_ros.checkpoint import load_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
 
     like = tmp_path / "like"
     assert cli.main(init_args("mlp", "a,b", like, "--cameras", "f:32x32", "--seed", "3")) == 0

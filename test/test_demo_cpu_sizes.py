@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint import load_checkpoint
+from robot_policy_ros.checkpoint.weights import load_checkpoint
 from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
 from robot_policy_ros.demo.config import CPU_DEMO_SIZES, DemoConfig, family_train_args
 from robot_policy_ros.policies.base import Observation

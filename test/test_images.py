@@ -161,10 +161,10 @@ def test_fit_for_camera_refuses_another_aspect_ratio_by_default():
 
 
 def test_checkpoint_camera_records_fit_and_source_shape_round_trip():
-    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.checkpoint.config import CameraInput
 
-    spec = CameraSpec("front", 96, 96, fit="crop", source_height=480, source_width=640)
-    assert CameraSpec.from_dict(spec.to_dict()) == spec
-    legacy = CameraSpec.from_dict({"name": "front", "height": 96, "width": 96})
+    spec = CameraInput("front", 96, 96, fit="crop", source_height=480, source_width=640)
+    assert CameraInput.from_dict(spec.to_dict()) == spec
+    legacy = CameraInput.from_dict({"name": "front", "height": 96, "width": 96})
     assert legacy.fit == "resize" and legacy.source_shape is None
     assert "fit" not in legacy.to_dict()  # old checkpoints keep their exact config.json

@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_policies import observation, tiny_policy
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
 from robot_policy_ros.inference import backends, export
 from robot_policy_ros.inference.backends import OnnxRuntimePredictor, Predictor, make_predictor
 
@@ -168,3 +168,43 @@ def _omp_policy_after_configure_import(env_value: str | None) -> str:
 def test_openmp_does_not_spin_unless_the_user_asks() -> None:
     assert _omp_policy_after_configure_import(None) == "PASSIVE"
     assert _omp_policy_after_configure_import("ACTIVE") == "ACTIVE"
+
+
+@pytest.mark.parametrize("family", POLICY_TYPES)
+def test_predict_onnxruntime_equals_torch(family: str, tmp_path, capsys) -> None:
+    """``robot-policy predict --backend onnxruntime`` writes torch's actions (within 1e-4)."""
+    from test_policies import TINY
+
+    from robot_policy_ros import cli
+
+    ckpt = tmp_path / "ckpt"
+    sets = [a for k, v in TINY[family].items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    init = ["init-checkpoint", "--policy", family, "--joints", "a,b,c", "--cameras"]
+    assert cli.main([*init, "front:32x32", "--out", str(ckpt), "--seed", "3", *sets]) == 0
+    config = json.loads((ckpt / "config.json").read_text())
+    n, t, j = 2, config["n_obs_steps"], 3
+    rng = np.random.default_rng(0)
+    inputs = {
+        "images.front": rng.integers(0, 256, (n, t, 32, 32, 3), dtype=np.uint8),
+        "joint_positions": rng.uniform(-1, 1, (n, t, j)),
+    }
+    if family == "diffusion":  # the initial sample: both backends denoise the same noise
+        horizon = config["hyperparameters"]["horizon"]
+        inputs["noise"] = rng.standard_normal((n, horizon, j)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", **inputs)
+    capsys.readouterr()
+    actions = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / f"{backend}.npz"
+        args = ["predict", str(ckpt), "--inputs", str(tmp_path / "in.npz"), "--out", str(out)]
+        assert cli.main([*args, "--backend", backend]) == 0
+        printed = capsys.readouterr().out
+        assert f"backend {backend})" in printed, printed
+        with np.load(out) as data:
+            assert list(data.keys()) == ["actions"]  # same file whichever backend ran
+            actions[backend] = data["actions"]
+    assert list((ckpt / export.CACHE_FOLDER).glob("*.onnx"))  # the graphs ORT ran, beside it
+    assert actions["torch"].shape == (n, config["chunk_size"], j)
+    assert actions["onnxruntime"].dtype == np.float64
+    np.testing.assert_allclose(actions["onnxruntime"], actions["torch"], rtol=0, atol=1e-4)
+    assert not np.allclose(actions["torch"][0], actions["torch"][1])  # inputs matter

@@ -131,9 +131,9 @@ def test_checkpoint_without_joint_names_is_reported(tmp_path, sim_preset):
 
 
 def test_the_launch_refuses_what_the_checkpoint_reader_refuses(tmp_path, sim_preset):
-    """One reader: the launch stops on the checkpoint_config message, naming the file."""
-    from robot_policy_ros.checkpoint_config import read_checkpoint_config
-    from robot_policy_ros.checkpoint_files import CheckpointError
+    """One reader: the launch stops on the checkpoint.config message, naming the file."""
+    from robot_policy_ros.checkpoint.config import read_checkpoint_config
+    from robot_policy_ros.checkpoint.files import CheckpointError
 
     ckpt = make_checkpoint(tmp_path / "c")
     config = json.loads((ckpt / "config.json").read_text())
@@ -150,7 +150,7 @@ def test_the_launch_refuses_what_the_checkpoint_reader_refuses(tmp_path, sim_pre
 def test_reading_checkpoint_info_does_not_import_torch():
     code = (
         "import sys; import robot_policy_ros.launch_support as ls; "
-        "from robot_policy_ros import checkpoint_config; "
+        "import robot_policy_ros.checkpoint.config; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -401,7 +401,7 @@ def test_per_camera_image_statistics_change_the_output_and_survive_a_round_trip(
     tmp_path: Path,
 ) -> None:
     """image_normalization is optional: absent = ImageNet (old checkpoints), present = used."""
-    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint, save_checkpoint
     from robot_policy_ros.policies.base import Observation
     from robot_policy_ros.policies.factory import make_policy
 
@@ -425,7 +425,7 @@ def test_per_camera_image_statistics_change_the_output_and_survive_a_round_trip(
 
 def test_diffusion_defaults_keep_existing_checkpoints_unchanged(tmp_path: Path) -> None:
     """The compatibility options are not written at their defaults and load as before."""
-    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint, save_checkpoint
     from robot_policy_ros.policies.factory import make_policy
 
     small = dict(

@@ -28,8 +28,8 @@ LIMIT = 1.5
 def test_imported_act_on_policy_node_matches_offline_predict(tmp_path, capsys) -> None:
     import json
 
-    from robot_policy_ros.checkpoint import load_checkpoint
-    from robot_policy_ros.lerobot.commands import predict_arrays
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
+    from robot_policy_ros.cli.predict import predict_arrays
 
     src = lerobot_folder("act_one_camera", tmp_path)
     limits = tmp_path / "limits.json"

@@ -83,3 +83,69 @@ def test_every_source_folder_is_an_installed_package(setup_kwargs):
     folders = {p.parent.relative_to(ROOT) for p in (ROOT / PACKAGE_DIR).rglob("*.py")}
     assert {".".join(f.parts) for f in folders} <= packages
     assert "robot_policy_ros.launch_support" in packages
+
+
+# What the torch-free nodes and the launch files import. ``sys.modules['torch'] = None``
+# makes any ``import torch`` (direct or transitive) raise ImportError, so this fails on
+# the first module that reaches for torch, naming it in the traceback.
+TORCH_FREE_MODULES = (
+    "robot_policy_ros.checkpoint",
+    "robot_policy_ros.checkpoint.config",
+    "robot_policy_ros.checkpoint.files",
+    "robot_policy_ros.nodes.command_streamer",
+    "robot_policy_ros.launch_support",
+)
+
+
+@pytest.mark.parametrize("module", TORCH_FREE_MODULES)
+def test_streamer_and_launch_modules_import_without_torch(module):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; "
+        f"import importlib; importlib.import_module({module!r}); "
+        "print('torch-free')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "torch-free"
+
+
+def test_policies_do_not_import_the_cli():
+    """The CLI uses the policies, never the reverse (the latency benchmark lives in cli/)."""
+    import ast
+
+    for path in sorted((ROOT / PACKAGE_DIR / "policies").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith("robot_policy_ros.cli"), (path, node.lineno, name)
+
+
+def test_python_m_cli_runs_the_console_script(setup_kwargs):
+    """``python -m robot_policy_ros.cli`` (what the launch glue runs) is ``robot-policy``."""
+    import subprocess
+    import sys
+
+    scripts = dict(
+        (s.split("=")[0].strip(), s.split("=")[1].strip())
+        for s in setup_kwargs["entry_points"]["console_scripts"]
+    )
+    assert scripts["robot-policy"] == "robot_policy_ros.cli:main"
+    out = subprocess.run(
+        [sys.executable, "-m", "robot_policy_ros.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: robot-policy")
+    for command in ("init-checkpoint", "inspect", "import-lerobot", "predict", "benchmark"):
+        assert command in out.stdout

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES, NormalizationStats
+from robot_policy_ros.checkpoint.config import POLICY_TYPES, NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Observation, Policy
 from robot_policy_ros.policies.factory import make_policy
@@ -133,10 +133,10 @@ def test_resnet18_mlp_runs_at_small_image_size() -> None:
 
 # --- ACT -------------------------------------------------------------------------------------
 def test_act_defaults_follow_the_paper() -> None:
-    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.checkpoint.config import CameraInput
     from robot_policy_ros.policies.config import ACTConfig
 
-    c = ACTConfig(joint_names=("a",), cameras=(CameraSpec("f", 64, 64),))
+    c = ACTConfig(joint_names=("a",), cameras=(CameraInput("f", 64, 64),))
     assert (c.chunk_size, c.d_model, c.n_encoder_layers, c.n_decoder_layers) == (100, 512, 4, 1)
     assert (c.kl_weight, c.latent_dim, c.dim_feedforward, c.dropout) == (10.0, 32, 3200, 0.1)
     assert c.vision_backbone == "resnet18" and c.use_vae
@@ -200,10 +200,10 @@ def test_act_2d_position_embedding_is_sinusoidal() -> None:
 
 # --- Diffusion ---------------------------------------------------------------------------------
 def test_diffusion_defaults_follow_the_paper() -> None:
-    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.checkpoint.config import CameraInput
     from robot_policy_ros.policies.config import DiffusionConfig
 
-    c = DiffusionConfig(joint_names=("a",), cameras=(CameraSpec("f", 96, 96),))
+    c = DiffusionConfig(joint_names=("a",), cameras=(CameraInput("f", 96, 96),))
     assert (c.horizon, c.n_obs_steps, c.n_action_steps) == (16, 2, 8)
     assert (c.num_train_timesteps, c.beta_schedule, c.prediction_type) == (
         100,

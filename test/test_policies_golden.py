@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from robot_policy_ros.checkpoint import load_checkpoint
-from robot_policy_ros.checkpoint_config import POLICY_TYPES, read_checkpoint_config
+from robot_policy_ros.checkpoint.config import POLICY_TYPES, read_checkpoint_config
+from robot_policy_ros.checkpoint.weights import load_checkpoint
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 FAMILIES = list(POLICY_TYPES)

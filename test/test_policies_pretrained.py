@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
+from robot_policy_ros.checkpoint.weights import load_checkpoint, save_checkpoint
 from robot_policy_ros.policies.factory import make_policy
 
 CAMS = {"front": (64, 64)}

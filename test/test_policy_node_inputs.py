@@ -201,9 +201,9 @@ def test_wrong_checkpoint_for_the_arm_refused_naming_both_sides(
 @pytest.fixture(scope="module")
 def four_by_three_checkpoint(tmp_path_factory):
     """Trained (as recorded in the checkpoint) on 64x48 (4:3) frames stretched to 32x32."""
-    from robot_policy_ros.checkpoint_config import CameraSpec
+    from robot_policy_ros.checkpoint.config import CameraInput
 
-    front = CameraSpec("front", 32, 32, fit="resize", source_height=48, source_width=64)
+    front = CameraInput("front", 32, 32, fit="resize", source_height=48, source_width=64)
     return make_checkpoint(tmp_path_factory.mktemp("ckpt43") / "mlp", cameras=[front])
 
 

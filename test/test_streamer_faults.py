@@ -188,8 +188,8 @@ def test_sigterm_exits_zero(node_env, tmp_path, rclpy_context):
 
 
 def _checkpoint(folder, joints):
-    from robot_policy_ros.checkpoint_config import (
-        CameraSpec,
+    from robot_policy_ros.checkpoint.config import (
+        CameraInput,
         CheckpointConfig,
         NormalizationStats,
     )
@@ -199,7 +199,7 @@ def _checkpoint(folder, joints):
     cfg = CheckpointConfig(
         policy_type="mlp",
         joint_names=list(joints),
-        cameras=[CameraSpec(name="front", height=8, width=8)],
+        cameras=[CameraInput(name="front", height=8, width=8)],
         fps=10.0,
         chunk_size=4,
         n_obs_steps=1,

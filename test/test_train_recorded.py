@@ -23,7 +23,7 @@ from ros_test_utils import spin_until  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from robot_policy_ros.checkpoint import load_checkpoint  # noqa: E402
+from robot_policy_ros.checkpoint.weights import load_checkpoint  # noqa: E402
 from robot_policy_ros.nodes.episode_client import EpisodeClient  # noqa: E402
 from robot_policy_ros.training.trainer import TrainConfig, train  # noqa: E402
 

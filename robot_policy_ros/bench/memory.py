@@ -24,7 +24,7 @@ NS = "/bench_arm"
 
 
 def _checkpoint(out: Path, policy: str, overrides: dict[str, Any]) -> Path:
-    from robot_policy_ros.checkpoint import save_checkpoint
+    from robot_policy_ros.checkpoint.weights import save_checkpoint
     from robot_policy_ros.policies.factory import make_policy
     from robot_policy_ros.sim.arm import load_arm_config
 

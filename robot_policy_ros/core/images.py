@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from robot_policy_ros.checkpoint_config import IMAGE_FITS  # resize, crop, letterbox
+from robot_policy_ros.checkpoint.config import IMAGE_FITS  # resize, crop, letterbox
 
 # encoding -> (channels, cv2 conversion to RGB applied after resizing, or None)
 _RAW_ENCODINGS: dict[str, tuple[int, int | None]] = {

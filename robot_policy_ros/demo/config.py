@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
 from robot_policy_ros.core.chunk_buffer import BlendMode
 from robot_policy_ros.sim.task import TASKS
 

@@ -2,7 +2,7 @@
 
 The joint names, camera names and limits of the checkpoint's ``config.json``, read and
 validated by the package's one checkpoint config reader
-(:func:`robot_policy_ros.checkpoint_config.read_checkpoint_config`: ``json`` and ``numpy``,
+(:func:`robot_policy_ros.checkpoint.config.read_checkpoint_config`: ``json`` and ``numpy``,
 no torch), so the launch refuses exactly the ``config.json`` files the nodes refuse, with
 the same message (the weights file is the policy_node's to check). The preset's joints
 must match the checkpoint's; with ``arm:=none`` the limits come from the checkpoint instead.
@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
-from robot_policy_ros.checkpoint_config import (
+from robot_policy_ros.checkpoint.config import (
     CONFIG_FILE,
     read_checkpoint_config,
     resolve_checkpoint_dir,
 )
-from robot_policy_ros.checkpoint_files import CheckpointError
+from robot_policy_ros.checkpoint.files import CheckpointError
 from robot_policy_ros.launch_support.common import NO_PRESET, PresetError, PresetMismatchError
 from robot_policy_ros.launch_support.presets import ArmPreset
 
@@ -45,7 +45,7 @@ class CheckpointInfo:
 
 def read_checkpoint_info(checkpoint: str | os.PathLike) -> CheckpointInfo:
     """Joint names, camera names and limits of the checkpoint (a directory or its
-    config.json), by :func:`~robot_policy_ros.checkpoint_config.read_checkpoint_config`;
+    config.json), by :func:`~robot_policy_ros.checkpoint.config.read_checkpoint_config`;
     a checkpoint it refuses is a :class:`PresetError` with its message."""
     try:
         directory = resolve_checkpoint_dir(checkpoint)

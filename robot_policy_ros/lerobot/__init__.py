@@ -4,5 +4,6 @@
   LeRobot is never imported, nothing is unpickled).
 - :mod:`.act`: maps LeRobot's ACT config and state dict onto :mod:`robot_policy_ros.policies.act`.
 - :mod:`.convert`: writes the project's checkpoint (needs torch).
-- :mod:`.commands`: the ``robot-policy import-lerobot`` and ``predict`` subcommands.
+
+The ``robot-policy import-lerobot`` subcommand is :mod:`robot_policy_ros.cli.import_lerobot`.
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint_config import CameraSpec, NormalizationStats
+from robot_policy_ros.checkpoint.config import CameraInput, NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.lerobot.act import (
     act_hyperparameters,
@@ -193,8 +193,8 @@ def import_lerobot(
     """
     import torch
 
-    from robot_policy_ros.checkpoint import save_checkpoint
-    from robot_policy_ros.checkpoint_config import check_name
+    from robot_policy_ros.checkpoint.config import check_name
+    from robot_policy_ros.checkpoint.weights import save_checkpoint
     from robot_policy_ros.policies.factory import build_policy, make_config
 
     src = read_lerobot_folder(source)
@@ -220,9 +220,9 @@ def import_lerobot(
             src.weights, len(src.image_keys), hp["share_backbone"]
         )
     hp["image_normalization"] = image_normalization(src, names)
-    specs = [CameraSpec(names[k], *src.image_shape(k)) for k in src.image_keys]
+    camera_inputs = [CameraInput(names[k], *src.image_shape(k)) for k in src.image_keys]
     try:
-        config = make_config(src.policy_type, joints, specs, fps=fps, **hp)
+        config = make_config(src.policy_type, joints, camera_inputs, fps=fps, **hp)
     except ValueError as exc:
         raise LeRobotImportError(f"config.json: cannot be run here: {exc}") from None
     stats = normalization_stats(src, joints, scale, offset)

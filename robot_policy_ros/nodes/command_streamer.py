@@ -141,7 +141,7 @@ def _joint_setup(checkpoint: str, limits_file: str) -> tuple[tuple[str, ...], Jo
     names: tuple[str, ...] | None = None
     ckpt_limits: JointLimits | None = None
     if checkpoint:
-        from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
+        from robot_policy_ros.checkpoint.config import CheckpointError, read_checkpoint_config
 
         try:
             cfg = read_checkpoint_config(checkpoint)

@@ -179,7 +179,7 @@ class PolicyNode(ManagedNode):
         passive_omp_wait()  # before torch loads: no OpenMP spinning on a shared CPU
         import torch
 
-        from robot_policy_ros.checkpoint import load_checkpoint
+        from robot_policy_ros.checkpoint.weights import load_checkpoint
 
         if params["reuse_memory"]:
             why_not = reuse_freed_memory()

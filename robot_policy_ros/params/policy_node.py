@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from robot_policy_ros.checkpoint_config import IMAGE_FITS
+from robot_policy_ros.checkpoint.config import IMAGE_FITS
 from robot_policy_ros.core.observation_health import parse_camera_sizes
 from robot_policy_ros.core.params import ParamSpec
 

@@ -7,9 +7,9 @@ Modules:
     vision     backbones (ResNet18 / tiny_cnn), spatial softmax, ImageNet normalisation
     mlp, act, diffusion   the three families
     factory    make_policy(policy_type, joint_names, cameras, fps, **overrides)
-    latency    predict_chunk latency measurement (robot-policy benchmark)
 
-Checkpoints: robot_policy_ros.checkpoint (save/load) and robot_policy_ros.checkpoint_config
+The latency benchmark is robot_policy_ros.cli.benchmark (robot-policy benchmark).
+Checkpoints: robot_policy_ros.checkpoint.weights (save/load) and robot_policy_ros.checkpoint.config
 (config.json, no torch). Names below are imported lazily so that importing this package
 does not pull in torch until one of them is used.
 """
@@ -30,7 +30,7 @@ _EXPORTS = {
     "DiffusionConfig": "robot_policy_ros.policies.config",
     "PolicyConfig": "robot_policy_ros.policies.config",
     "make_policy": "robot_policy_ros.policies.factory",
-    "NormalizationStats": "robot_policy_ros.checkpoint_config",
+    "NormalizationStats": "robot_policy_ros.checkpoint.config",
 }
 
 __all__ = sorted(_EXPORTS)

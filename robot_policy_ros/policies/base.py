@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robot_policy_ros.checkpoint_config import NormalizationStats
+from robot_policy_ros.checkpoint.config import NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.config import PolicyConfig
 from robot_policy_ros.policies.normalize import Normalizer

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from robot_policy_ros.checkpoint_config import CameraSpec, check_name
+from robot_policy_ros.checkpoint.config import CameraInput, check_name
 
 BACKBONES = ("resnet18", "tiny_cnn")
 BACKBONE_NORMS = ("batch_norm", "frozen_bn", "group_norm")
@@ -134,7 +134,7 @@ class PolicyConfig:
     policy_type: ClassVar[str] = ""
 
     joint_names: tuple[str, ...]
-    cameras: tuple[CameraSpec, ...]
+    cameras: tuple[CameraInput, ...]
     fps: float = 50.0
     vision_backbone: str = "resnet18"
     backbone_width: int = 16
@@ -155,7 +155,7 @@ class PolicyConfig:
             raise ValueError("cameras must name at least one camera")
         cams = []
         for c in self.cameras:
-            cams.append(c if isinstance(c, CameraSpec) else CameraSpec.from_dict(c))
+            cams.append(c if isinstance(c, CameraInput) else CameraInput.from_dict(c))
         self.cameras = tuple(cams)
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
@@ -228,7 +228,7 @@ class PolicyConfig:
     def from_hyperparameters(
         cls,
         joint_names: list[str],
-        cameras: list[CameraSpec],
+        cameras: list[CameraInput],
         fps: float,
         hyperparameters: dict[str, Any],
         strict: bool = True,

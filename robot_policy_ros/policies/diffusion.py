@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_policy_ros.checkpoint_config import NormalizationStats
+from robot_policy_ros.checkpoint.config import NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Policy
 from robot_policy_ros.policies.config import DiffusionConfig

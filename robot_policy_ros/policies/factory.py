@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from robot_policy_ros.checkpoint_config import (
+from robot_policy_ros.checkpoint.config import (
     POLICY_TYPES,
-    CameraSpec,
+    CameraInput,
     NormalizationStats,
-    as_camera_specs,
+    as_camera_inputs,
 )
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.policies.base import Policy
@@ -23,7 +23,7 @@ _POLICY_CLASSES = {
     "act": ("robot_policy_ros.policies.act", "ACTPolicy"),
     "diffusion": ("robot_policy_ros.policies.diffusion", "DiffusionPolicy"),
 }
-# The families are listed once, in checkpoint_config.POLICY_TYPES (torch-free).
+# The families are listed once, in checkpoint.config.POLICY_TYPES (torch-free).
 assert tuple(_POLICY_CLASSES) == POLICY_TYPES == tuple(CONFIG_CLASSES), "policy families differ"
 
 
@@ -38,7 +38,7 @@ def policy_class(policy_type: str) -> type[Policy]:
 def make_config(
     policy_type: str,
     joint_names: Sequence[str],
-    cameras: Mapping[str, Sequence[int]] | Sequence[CameraSpec],
+    cameras: Mapping[str, Sequence[int]] | Sequence[CameraInput],
     fps: float = 50.0,
     **overrides: Any,
 ) -> PolicyConfig:
@@ -52,7 +52,7 @@ def make_config(
         raise ValueError(f"unknown {policy_type} config fields: {unknown}")
     return cls(
         joint_names=tuple(joint_names),
-        cameras=tuple(as_camera_specs(cameras)),
+        cameras=tuple(as_camera_inputs(cameras)),
         fps=fps,
         **overrides,
     )
@@ -77,7 +77,7 @@ def build_policy(
 def make_policy(
     policy_type: str,
     joint_names: Sequence[str],
-    cameras: Mapping[str, Sequence[int]] | Sequence[CameraSpec],
+    cameras: Mapping[str, Sequence[int]] | Sequence[CameraInput],
     fps: float = 50.0,
     *,
     stats: NormalizationStats | None = None,
@@ -90,7 +90,7 @@ def make_policy(
     Args:
         policy_type: "mlp", "act" or "diffusion".
         joint_names: joints in state/action order.
-        cameras: {name: (H, W)} (or CameraSpec list).
+        cameras: {name: (H, W)} (or CameraInput list).
         fps: control rate of the action chunk.
         stats: normalisation statistics (default: derived from ``limits``).
         limits: joint limits stored with the checkpoint, a JointLimits named by

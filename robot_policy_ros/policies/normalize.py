@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robot_policy_ros.checkpoint_config import NormalizationStats
+from robot_policy_ros.checkpoint.config import NormalizationStats
 
 __all__ = ["MODES", "NormalizationStats", "Normalizer"]
 

@@ -20,10 +20,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from robot_policy_ros.checkpoint_config import IMAGE_FITS, POLICY_TYPES
+from robot_policy_ros.checkpoint.config import IMAGE_FITS, POLICY_TYPES
 from robot_policy_ros.data.bag_reader import TopicConfig
 
-POLICIES = POLICY_TYPES  # the one list of families (checkpoint_config)
+POLICIES = POLICY_TYPES  # the one list of families (checkpoint.config)
 
 
 def parse_image_size(text: str) -> tuple[int, int]:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from robot_policy_ros.checkpoint_config import IMAGE_FITS, CameraSpec
+from robot_policy_ros.checkpoint.config import IMAGE_FITS, CameraInput
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.data.bag_reader import TopicConfig, find_bags
 from robot_policy_ros.data.dataset import (
@@ -476,8 +476,8 @@ class RunLog:
 
 def _policy_api():
     """The policy factory and checkpoint functions (H-policies' modules, imported lazily)."""
-    from robot_policy_ros.checkpoint import load_checkpoint, save_checkpoint
-    from robot_policy_ros.checkpoint_config import NormalizationStats
+    from robot_policy_ros.checkpoint.config import NormalizationStats
+    from robot_policy_ros.checkpoint.weights import load_checkpoint, save_checkpoint
     from robot_policy_ros.policies.factory import make_config, make_policy
 
     return {
@@ -607,8 +607,8 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         fps = float(config.fps or _estimate_fps(first.cameras[cameras[0]].stamps))
         # The checkpoint records how frames were mapped and from what size, so policy_node
         # applies the same transform and refuses a camera of another aspect ratio.
-        camera_specs = [
-            CameraSpec(
+        camera_inputs = [
+            CameraInput(
                 name=c,
                 height=int(image_size[0]),
                 width=int(image_size[1]),
@@ -620,7 +620,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         ]
     overrides = chunk_overrides(config.policy, config.chunk_size, config.overrides)
     if resumed is None:
-        policy_cfg = api["make_config"](config.policy, joint_names, camera_specs, fps, **overrides)
+        policy_cfg = api["make_config"](config.policy, joint_names, camera_inputs, fps, **overrides)
         obs_deltas = list(policy_cfg.observation_delta_indices)
         act_deltas = list(policy_cfg.action_delta_indices)
     else:
@@ -682,7 +682,7 @@ def _train(config: TrainConfig, api: dict[str, Any], info: ddp.DistInfo) -> Trai
         policy = api["make_policy"](
             config.policy,
             joint_names,
-            camera_specs,
+            camera_inputs,
             fps,
             stats=stats_obj,
             limits=limits,

@@ -60,7 +60,7 @@ SAFETENSORS_DTYPES = {
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem.
 
-    Defined here (the lowest layer) and re-exported by checkpoint_config and checkpoint.
+    Defined here (the lowest layer) and re-exported by checkpoint.config and checkpoint.weights.
     """
 
 

@@ -1,4 +1,4 @@
-"""Inference latency of ``predict_chunk`` per family (``robot-policy benchmark``).
+"""``robot-policy benchmark``: inference latency of ``predict_chunk`` per family.
 
 Builds each family with random initialisation (or loads checkpoints), feeds random uint8
 images and joint positions, and reports median and p95 latency after warm-up together with
@@ -14,13 +14,15 @@ import os
 import platform
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from robot_policy_ros.checkpoint_config import POLICY_TYPES
-from robot_policy_ros.policies.base import Observation, Policy
+from robot_policy_ros.checkpoint.config import POLICY_TYPES
+from robot_policy_ros.cli.args import add_backend_argument, parse_set
+
+if TYPE_CHECKING:  # torch is imported when the benchmark runs, not when the parser is built
+    from robot_policy_ros.policies.base import Observation, Policy
 
 
 def add_benchmark_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,18 +48,14 @@ def add_benchmark_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="hyper-parameter override (JSON)"
     )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "torch", "onnxruntime"),
-        help="who runs the network (robot_policy_ros.inference; default auto: the faster "
-        "installed one that matches torch)",
-    )
+    add_backend_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per family")
 
 
 def random_observation(policy: Policy, rng: np.random.Generator, stamp: float = 0.0) -> Observation:
     """An observation of random images and joint positions inside the limits."""
+    from robot_policy_ros.policies.base import Observation
+
     images = {
         name: rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
         for name, (h, w) in policy.image_shapes.items()
@@ -74,6 +72,8 @@ def measure_latency(
 
     ``predictor``: a robot_policy_ros.inference predictor of ``policy`` (default: torch).
     """
+    import torch
+
     rng = np.random.default_rng(seed)
     run = predictor if predictor is not None else policy
     obs = [random_observation(policy, rng, i / policy.fps) for i in range(4)]
@@ -108,8 +108,9 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed arguments; prints one line per family."""
-    from robot_policy_ros.checkpoint import load_checkpoint
-    from robot_policy_ros.cli import _parse_set
+    import torch
+
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
     from robot_policy_ros.inference import make_predictor
     from robot_policy_ros.inference.export import cache_dir_for
     from robot_policy_ros.policies.factory import make_policy
@@ -117,7 +118,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.warmup < 0:
         raise ValueError("--runs must be >= 1 and --warmup >= 0")
     torch.set_num_threads(args.threads)
-    overrides = _parse_set(args.set or [])
+    overrides = parse_set(args.set or [])
     h, w = _image_size(args.image_size)
     jobs: list[tuple[str, Any]] = []
     if args.checkpoint:
@@ -182,3 +183,14 @@ def run_from_args(args: argparse.Namespace) -> int:
             )
         del policy
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``benchmark`` on the robot-policy subparsers."""
+    p = sub.add_parser(
+        "benchmark",
+        help="inference latency per family",
+        description="Median/p95 predict_chunk latency after warm-up, per family.",
+    )
+    add_benchmark_arguments(p)
+    p.set_defaults(func=run_from_args)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint_files import CheckpointError, read_json_file
+from robot_policy_ros.checkpoint.files import CheckpointError, read_json_file
 from robot_policy_ros.core.joint_limits import JointLimits
 
 FORMAT_VERSION = 1
@@ -123,7 +123,7 @@ def check_name(name: Any, what: str) -> str:
 
 
 @dataclass(frozen=True)
-class CameraSpec:
+class CameraInput:
     """One camera the policy reads: its name and the image shape it expects (H, W)."""
 
     name: str
@@ -188,7 +188,7 @@ class CameraSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Any) -> CameraSpec:
+    def from_dict(cls, data: Any) -> CameraInput:
         """Parse the JSON form strictly."""
         if not isinstance(data, Mapping):
             raise CheckpointError(f"camera entry must be an object, got {data!r}")
@@ -349,7 +349,7 @@ class CheckpointConfig:
 
     policy_type: str
     joint_names: list[str]
-    cameras: list[CameraSpec]
+    cameras: list[CameraInput]
     fps: float
     chunk_size: int
     n_obs_steps: int
@@ -484,7 +484,7 @@ class CheckpointConfig:
             format_version=version,
             policy_type=data["policy_type"],
             joint_names=list(joints),
-            cameras=[CameraSpec.from_dict(c) for c in cams],
+            cameras=[CameraInput.from_dict(c) for c in cams],
             fps=data["fps"],
             chunk_size=data["chunk_size"],
             n_obs_steps=data["n_obs_steps"],
@@ -563,7 +563,7 @@ def read_checkpoint_config(path: str | Path) -> CheckpointConfig:
         raise CheckpointError(f"{cfg_path}: {exc}") from None
 
 
-def parse_camera_list(text: str) -> list[CameraSpec]:
+def parse_camera_list(text: str) -> list[CameraInput]:
     """Parse ``name:HxW[,name:HxW]`` (the CLI form)."""
     cams = []
     for item in (s.strip() for s in text.split(",")):
@@ -575,25 +575,25 @@ def parse_camera_list(text: str) -> list[CameraSpec]:
             raise CheckpointError(
                 f"camera {item!r} must look like name:HEIGHTxWIDTH, e.g. front:224x224"
             )
-        cams.append(CameraSpec(name=name, height=int(h), width=int(w)))
+        cams.append(CameraInput(name=name, height=int(h), width=int(w)))
     if not cams:
         raise CheckpointError("at least one camera is required")
     return cams
 
 
-def as_camera_specs(cameras: Mapping[str, Sequence[int]] | Sequence[Any]) -> list[CameraSpec]:
-    """Normalise the accepted camera forms to a list of CameraSpec.
+def as_camera_inputs(cameras: Mapping[str, Sequence[int]] | Sequence[Any]) -> list[CameraInput]:
+    """Normalise the accepted camera forms to a list of CameraInput.
 
-    Accepts {name: (H, W)}, a list of CameraSpec, or a list of their dict forms.
+    Accepts {name: (H, W)}, a list of CameraInput, or a list of their dict forms.
     """
     if isinstance(cameras, Mapping):
         out = []
         for name, shape in cameras.items():
             if len(shape) != 2:
                 raise CheckpointError(f"camera {name!r}: shape must be (H, W), got {shape!r}")
-            out.append(CameraSpec(name=name, height=int(shape[0]), width=int(shape[1])))
+            out.append(CameraInput(name=name, height=int(shape[0]), width=int(shape[1])))
         return out
     out = []
     for c in cameras:
-        out.append(c if isinstance(c, CameraSpec) else CameraSpec.from_dict(c))
+        out.append(c if isinstance(c, CameraInput) else CameraInput.from_dict(c))
     return out

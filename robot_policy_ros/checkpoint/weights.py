@@ -1,7 +1,7 @@
 """Safe policy checkpoints: ``model.safetensors`` + ``config.json`` in a directory.
 
 Loading never unpickles. ``config.json`` is read and validated completely first
-(:mod:`robot_policy_ros.checkpoint_config`), then the model is built from it, then the
+(:mod:`robot_policy_ros.checkpoint.config`), then the model is built from it, then the
 weights are read with ``safetensors.torch.load_file`` and compared key by key and shape by
 shape with the model (missing or extra keys, shape or dtype mismatches, non-finite values
 and a SHA-256 that does not match the one recorded in config.json are all refused); only
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 import robot_policy_ros
-from robot_policy_ros.checkpoint_config import (
+from robot_policy_ros.checkpoint.config import (
     CONFIG_FILE,
     FORMAT_VERSION,
     WEIGHTS_FILE,
@@ -30,7 +30,7 @@ from robot_policy_ros.checkpoint_config import (
     read_checkpoint_config,
     resolve_checkpoint_dir,
 )
-from robot_policy_ros.checkpoint_files import (
+from robot_policy_ros.checkpoint.files import (
     MAX_WEIGHTS_BYTES,
     TensorEntry,
     open_checkpoint_file,
@@ -147,7 +147,7 @@ def _read_weights(
 ) -> dict[str, torch.Tensor]:
     """Hash-check, header-check and load the weights; ``expected``: name -> (kind, shape).
 
-    The file is opened once with the checks of checkpoint_files (regular file inside the
+    The file is opened once with the checks of checkpoint.files (regular file inside the
     directory, size bound, no pickle magic); its sha256 and its safetensors header are read
     from that descriptor, and the header must declare exactly the model's tensors and
     shapes before the safetensors library is allowed to map it.
