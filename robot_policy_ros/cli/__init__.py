@@ -33,6 +33,7 @@ from robot_policy_ros.cli import (
     train,
 )
 from robot_policy_ros.cli.args import fix_negative_values
+from robot_policy_ros.inference.threads import passive_omp_wait
 
 # In the order `robot-policy --help` lists them.
 SUBCOMMANDS = (
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit status."""
+    # Before torch loads (the train parser imports the trainer): torch's OpenMP threads
+    # busy-wait between regions by default, which on a shared CPU made training and
+    # inference several times slower (inference/threads.py).
+    passive_omp_wait()
     argv = fix_negative_values(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
