@@ -156,10 +156,10 @@ class Monitor:
     def _on_diag(self, msg) -> None:
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
+            # "/policy_node: inference" -> "policy_node" (names are fully qualified)
+            node = status.name.split(":")[0].lstrip("/")
             with self.lock:
-                self.diagnostics.setdefault(status.name.split(":")[0], []).append(
-                    (time.monotonic(), values)
-                )
+                self.diagnostics.setdefault(node, []).append((time.monotonic(), values))
 
     def latest(self, node: str) -> dict[str, str]:
         with self.lock:
