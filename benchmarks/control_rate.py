@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     policy_params = [
         "-p", "inference_trigger:=rate", "-p", "inference_rate_hz:=1000.0",
         "-p", f"torch_threads:={args.torch_threads}", "-p", "max_observation_age_s:=0.5",
+        # the camera's 4:3 frames into the square model input (policy_node refuses another
+        # aspect ratio unless told how to map it)
+        "-p", "image_fit:=resize",
     ]  # fmt: skip
     streamer_params = [
         "-p", f"control_rate_hz:={args.rate}",
