@@ -53,6 +53,7 @@ setup(
             "sim_robot = robot_policy_ros.nodes.sim_robot:main",
             "scripted_expert = robot_policy_ros.nodes.scripted_expert:main",
             "bag_recorder = robot_policy_ros.nodes.bag_recorder:main",
+            "episode_driver = robot_policy_ros.nodes.episode_driver:main",
             "robot-policy = robot_policy_ros.cli:main",
         ],
     },

@@ -18,6 +18,12 @@ and measures, from this (separate, otherwise idle) process, the command stream o
 Usage:
     python benchmarks/control_rate.py [--duration 60] [--rate 50] [--mode separate|stack]
         [--image 640x480] [--torch-threads 0] [--json results.json]
+        [--status-log-period 0.5] [--no-rosout | --compare-rosout 2]
+
+``--compare-rosout N`` measures what logging to /rosout costs the control tick in one
+session: 2N runs, with and without /rosout interleaved (ABBA order, so a drift in the
+machine's load falls on both), one checkpoint; ``--json`` then holds every run and the
+figures of each mode.
 
 Target (issue): at 50 Hz, command period p99 error <= 1 ms and no missed tick over 60 s.
 """
@@ -150,10 +156,10 @@ class Monitor:
     def _on_diag(self, msg) -> None:
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
+            # "/policy_node: inference" -> "policy_node" (names are fully qualified)
+            node = status.name.split(":")[0].lstrip("/")
             with self.lock:
-                self.diagnostics.setdefault(status.name.split(":")[0], []).append(
-                    (time.monotonic(), values)
-                )
+                self.diagnostics.setdefault(node, []).append((time.monotonic(), values))
 
     def latest(self, node: str) -> dict[str, str]:
         with self.lock:
@@ -195,6 +201,87 @@ def describe(summary: PeriodSummary) -> str:
     )
 
 
+def _mode_figures(runs: list[dict]) -> dict[str, float | int | None]:
+    """Median over runs of each tick figure, worst max, total missed ticks."""
+
+    def median(values: list) -> float | None:
+        values = [v for v in values if v is not None]
+        return float(np.median(values)) if values else None
+
+    recv = [r["subscriber_dds_received"] for r in runs]
+    return {
+        "runs": len(runs),
+        "dds_received_error_p50_ms_median": median([d["error_p50_ms"] for d in recv]),
+        "dds_received_error_p99_ms_median": median([d["error_p99_ms"] for d in recv]),
+        "dds_received_error_max_ms_worst": max(d["error_max_ms"] for d in recv),
+        "dds_received_missed_total": sum(int(d["missed"]) for d in recv),
+        "streamer_window_p99_ms_median": median([r["streamer_window_p99_ms_median"] for r in runs]),
+        "streamer_window_max_ms_worst": max(
+            (r["streamer_window_max_ms_worst"] for r in runs if r["streamer_window_max_ms_worst"]),
+            default=None,
+        ),
+        "streamer_missed_ticks_total": sum(int(r["streamer_missed_ticks"]) for r in runs),
+    }
+
+
+def compare_rosout(args: argparse.Namespace) -> int:
+    """2N runs of this benchmark, with and without /rosout interleaved ABBA; one report."""
+    tmp = tempfile.TemporaryDirectory(prefix="control_rate-rosout-")
+    checkpoint = args.checkpoint
+    if not checkpoint:
+        checkpoint = str(Path(tmp.name) / "act")
+        hw = tuple(int(v) for v in args.policy_image.split("x"))
+        print(f"writing a random ACT checkpoint ({hw[0]}x{hw[1]} camera) ...")
+        make_act_checkpoint(Path(checkpoint), args.rate, hw, dict(os.environ))
+    common = [
+        "--duration", f"{args.duration:g}", "--rate", f"{args.rate:g}", "--mode", args.mode,
+        "--image", args.image, "--policy-image", args.policy_image,
+        "--torch-threads", str(args.torch_threads),
+        "--realtime-priority", str(args.realtime_priority),
+        "--monitor-priority", str(args.monitor_priority),
+        "--warmup", f"{args.warmup:g}", "--status-log-period", f"{args.status_log_period:g}",
+        "--checkpoint", checkpoint,
+    ]  # fmt: skip
+    # ABBA...: pair i runs with /rosout first when i is even, without first when odd.
+    order = []
+    for i in range(args.compare_rosout):
+        order += [True, False] if i % 2 == 0 else [False, True]
+    runs: list[dict] = []
+    for k, rosout in enumerate(order):
+        out = Path(tmp.name) / f"run{k}.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), *common, "--json", str(out)]
+        if not rosout:
+            cmd.append("--no-rosout")
+        print(f"\n=== run {k + 1}/{len(order)}: {'with' if rosout else 'without'} /rosout")
+        subprocess.run(cmd, check=True, cwd=str(REPO))
+        runs.append({"run": k, **json.loads(out.read_text())})
+    modes = {
+        "with_rosout": _mode_figures([r for r in runs if r["rosout"]]),
+        "without_rosout": _mode_figures([r for r in runs if not r["rosout"]]),
+    }
+    print(f"\n/rosout cost on the control tick ({len(order)} runs, {os.cpu_count()} CPUs):")
+    print(
+        "  run rosout | DDS receive period error p50 / p99 / max ms, missed | streamer "
+        "10 s window p99 median / max ms, missed"
+    )
+    for r in runs:
+        d = r["subscriber_dds_received"]
+        w99, wmax = r["streamer_window_p99_ms_median"], r["streamer_window_max_ms_worst"]
+        print(
+            f"  {r['run']:3d} {'yes' if r['rosout'] else 'no ':6s} | {d['error_p50_ms']:6.3f} / "
+            f"{d['error_p99_ms']:6.3f} / {d['error_max_ms']:7.3f}, {int(d['missed'])} | "
+            + (f"{w99:6.3f} / {wmax:7.3f}" if w99 is not None else "   n/a /     n/a")
+            + f", {r['streamer_missed_ticks']} (load {r['load_average_1min_after']:.1f})"
+        )
+    for name, m in modes.items():
+        text = [f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()]
+        print(f"  {name:15s}: " + ", ".join(text))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "modes": modes}, indent=2))
+    tmp.cleanup()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
@@ -226,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="nodes' status_log_period_s (0: default)",
     )
+    parser.add_argument(
+        "--compare-rosout",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N pairs of runs with and without /rosout, interleaved (see above)",
+    )
     parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -233,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "robot":
         run_robot((height, width), joint_rate=100.0, camera_rate=30.0)
         return 0
+
+    if args.compare_rosout > 0:
+        return compare_rosout(args)
 
     env = isolated_ros_env(args.domain or None)  # None: lease a free domain for this run
     domain = int(env["ROS_DOMAIN_ID"])
@@ -249,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     policy_params = [
         "-p", "inference_trigger:=rate", "-p", "inference_rate_hz:=1000.0",
         "-p", f"torch_threads:={args.torch_threads}", "-p", "max_observation_age_s:=0.5",
+        # the camera's 4:3 frames into the square model input (policy_node refuses another
+        # aspect ratio unless told how to map it)
+        "-p", "image_fit:=resize",
     ]  # fmt: skip
     streamer_params = [
         "-p", f"control_rate_hz:={args.rate}",

@@ -94,7 +94,11 @@ def isolated_ros_env(domain_id: int | None = None, **extra: str) -> dict[str, st
 
 
 class NodeProcess:
-    """A node (``python -m module``) in its own process group, output captured to a file."""
+    """A node (``python -m module``) in its own process group, output captured to a file.
+
+    ``executable`` (a path, e.g. an installed console script) runs instead of
+    ``python -m module``; ``module`` then only names the process in messages and its log.
+    """
 
     def __init__(
         self,
@@ -103,6 +107,7 @@ class NodeProcess:
         ros_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        executable: str | None = None,
     ) -> None:
         self.module = module
         if log_path is None:
@@ -114,7 +119,8 @@ class NodeProcess:
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open while the process runs
-        cmd = [sys.executable, "-m", module, *args]
+        cmd = [executable] if executable else [sys.executable, "-m", module]
+        cmd += args
         if ros_args:
             cmd += ["--ros-args", *ros_args]
         self.cmd = cmd

@@ -19,6 +19,7 @@ from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import ListParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -327,6 +328,17 @@ class FakeRobot:
             return future.result()
         finally:
             self.node.destroy_client(client)
+
+    def spinning(self, node: str, timeout: float = 30.0) -> bool:
+        """True once ``node`` answers its ``list_parameters`` service: its executor spins."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self._call(ListParameters, f"/{node}/list_parameters", ListParameters.Request())
+                return True
+            except TimeoutError:
+                time.sleep(0.1)
+        return False
 
     def reset_e_stop(self, node: str = "command_streamer") -> Trigger.Response:
         return self._call(Trigger, f"/{node}/reset_e_stop", Trigger.Request())

@@ -45,7 +45,6 @@ def test_demo_train_options_carry_exactly_the_cpu_sizes():
 
 @pytest.mark.parametrize("family", ["act", "diffusion"])
 def test_cpu_size_trains_saves_and_loads(demos: Path, tmp_path: Path, family: str) -> None:
-    pytest.importorskip(f"robot_policy_ros.policies.{family}")
     out = tmp_path / family
     h, w = (int(v) for v in DemoConfig().image_size.split("x"))
     result = train(

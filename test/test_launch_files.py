@@ -8,7 +8,6 @@ install space when the package is installed), in a DDS domain of the test's own.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import shutil
@@ -64,9 +63,6 @@ def launch_test(fixture):
 # Not pytest.mark.launch at module level: launch_pytest reads that marker as "this test runs
 # under a launch fixture", which only the tests marked with a fixture do.
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-if importlib.util.find_spec("robot_policy_ros.nodes.policy_node") is None:
-    pytest.skip("the policy nodes are not in this checkout yet", allow_module_level=True)
 
 LAUNCH_DIR = REPO_ROOT / "launch"
 SIM_JOINTS = ["base_yaw", "shoulder_pitch", "elbow_pitch", "wrist_pitch"]

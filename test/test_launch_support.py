@@ -767,11 +767,16 @@ def test_episode_sequencer_without_a_limit_never_stops():
     assert [seq.on_episode({"index": i, "done": True}) for i in range(50)] == ["reset"] * 50
 
 
-def test_episode_driver_runs_as_a_python_module_even_when_installed():
-    assert ls.node_command("episode_driver", True) == {
-        "executable": sys.executable,
-        "arguments": ["-m", "robot_policy_ros.nodes.episode_driver"],
-    }
+def test_every_node_of_the_sim_recording_is_an_installed_executable(tmp_path):
+    """Installed, each node starts as ``package + executable``: each must be a console script."""
+    setup_py = (REPO / "setup.py").read_text()
+    plan = ls.plan_record_demos({"recorder": "bag_recorder", "bag_dir": str(tmp_path)}, REPO)
+    for node in plan.nodes:
+        assert f'"{node.executable} = robot_policy_ros.nodes.{node.executable}:main"' in setup_py
+        assert ls.node_command(node.executable, True) == {
+            "package": "robot_policy_ros",
+            "executable": node.executable,
+        }
 
 
 @pytest.mark.ros

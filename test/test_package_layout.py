@@ -55,6 +55,16 @@ def test_every_console_script_has_a_main(setup_kwargs):
         assert callable(getattr(importlib.import_module(module), func)), target
 
 
+def test_every_node_module_is_a_console_script_of_its_name(setup_kwargs):
+    """``ros2 run robot_policy_ros X`` works for each node under robot_policy_ros/nodes."""
+    scripts = {s.replace(" ", "") for s in setup_kwargs["entry_points"]["console_scripts"]}
+    nodes = ROOT / PACKAGE_DIR / "nodes"
+    mains = [p.stem for p in nodes.glob("*.py") if "\ndef main(" in p.read_text()]
+    assert "episode_driver" in mains
+    for name in mains:
+        assert f"{name}=robot_policy_ros.nodes.{name}:main" in scripts, name
+
+
 def test_package_xml_is_format_3_ament_python_with_runtime_deps():
     root = ET.parse(ROOT / "package.xml").getroot()
     assert root.get("format") == "3"

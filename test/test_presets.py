@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from robot_policy_ros import launch_support as ls
+from robot_policy_ros.core.joint_limits import JointLimits
+from robot_policy_ros.sim.arm import load_arm_config
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = REPO / "config" / "arms"
@@ -92,11 +94,8 @@ def test_packaged_preset_joints_are_exactly_the_limits_file_schema(path: Path):
 
 @pytest.mark.parametrize("path", PRESET_FILES, ids=PRESET_IDS)
 def test_packaged_preset_loads_as_joint_limits(path: Path):
-    """Cross-check with H-core's JointLimits.from_yaml, the streamer's actual reader."""
-    safety = pytest.importorskip(
-        "robot_policy_ros.core.safety", reason="core/safety.py not merged into this branch yet"
-    )
-    limits = safety.JointLimits.from_yaml(path)
+    """Cross-check with JointLimits.from_yaml, the streamer's actual reader."""
+    limits = JointLimits.from_yaml(path)
     preset = ls.load_preset(path.stem, REPO)
     assert tuple(limits.names) == tuple(preset.joint_names)
     np.testing.assert_allclose(limits.lower, [j.lower for j in preset.joints])
@@ -137,42 +136,11 @@ def test_published_limits_are_the_cited_values():
     ]
 
 
-def _sim_config_joints(data: dict) -> dict[str, dict[str, float]]:
-    """Joint name -> {lower, upper, max_velocity?} from config/sim_arm.yaml, whichever of the
-    plausible layouts H-sim chose (a joints list of mappings, or parallel lists)."""
-    root = data.get("arm", data) if isinstance(data, dict) else {}
-    joints = root.get("joints")
-    if isinstance(joints, list) and joints and isinstance(joints[0], dict):
-        out = {}
-        for j in joints:
-            entry = {k: float(j[k]) for k in ("lower", "upper") if k in j}
-            vel = j.get("max_velocity", j.get("velocity"))
-            if vel is not None:
-                entry["max_velocity"] = float(vel)
-            if j.get("max_acceleration") is not None:
-                entry["max_acceleration"] = float(j["max_acceleration"])
-            out[j["name"]] = entry
-        return out
-    names = root.get("joint_names") or (joints if isinstance(joints, list) else None)
-    lim = root.get("limits", root)
-    if names and isinstance(lim, dict) and "lower" in lim and "upper" in lim:
-        vel = lim.get("max_velocity", lim.get("velocity"))
-        return {
-            n: {
-                "lower": float(lim["lower"][i]),
-                "upper": float(lim["upper"][i]),
-                **({"max_velocity": float(vel[i])} if vel is not None else {}),
-            }
-            for i, n in enumerate(names)
-        }
-    raise AssertionError(f"cannot find joint names and limits in config/sim_arm.yaml: {data!r}")
-
-
 def test_sim_arm_preset_agrees_with_the_sim_config():
-    sim_cfg = REPO / "config" / "sim_arm.yaml"
-    if not sim_cfg.is_file():
-        pytest.skip("config/sim_arm.yaml (H-sim) is not in this branch yet")
-    sim = _sim_config_joints(yaml.safe_load(sim_cfg.read_text()))
+    sim = {
+        j["name"]: j
+        for j in load_arm_config(REPO / "config" / "sim_arm.yaml").limits_dict()["joints"]
+    }
     preset = ls.load_preset("sim_arm", REPO)
     assert preset.joint_names == list(sim), "preset joints must be the sim's, in the sim's order"
     for joint in preset.joints:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.sim.arm import (
     ArmConfigError,
     ArmKinematics,
@@ -41,9 +42,8 @@ def test_default_config_joints_use_the_joint_limits_schema():
     assert load_arm_config().limits_dict()["joints"][0]["name"] == "base_yaw"
 
 
-def test_default_config_loads_as_joint_limits_when_core_is_present():
-    safety = pytest.importorskip("robot_policy_ros.core.safety")
-    limits = safety.JointLimits.from_yaml(DEFAULT)
+def test_default_config_loads_as_joint_limits():
+    limits = JointLimits.from_yaml(DEFAULT)
     assert tuple(limits.names) == load_arm_config().joint_names
 
 

@@ -203,15 +203,6 @@ def test_chunk_far_in_future_rejected():
 # -- underrun, e-stop -------------------------------------------------------------------
 
 
-def _moving(core: StreamerCore, clock: Clock, ticks: int = 40) -> np.ndarray:
-    """Run towards a far target until the arm moves at full speed on j0."""
-    chunk(core, clock, np.array([[0.9, 0.0, 0.0]] * 8), fps=20.0)  # covers 0.35 s
-    command = None
-    for _ in range(ticks):
-        command = step(core, clock, measured=core.filter.last_command)
-    return command
-
-
 def test_underrun_decelerates_within_acceleration_limit():
     clock = Clock()
     core = running(make_core(reanchor_tolerance=10.0), clock, measured=(-0.9, 0.0, 0.0))

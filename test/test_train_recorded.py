@@ -15,8 +15,6 @@ from rosbags.highlevel import AnyReader
 from robot_policy_ros.data.bag_writer import default_typestore
 
 rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("robot_policy_ros.nodes.sim_robot")
-pytest.importorskip("robot_policy_ros.policies.factory")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from ros_test_utils import spin_until  # noqa: E402

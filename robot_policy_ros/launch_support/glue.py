@@ -33,10 +33,6 @@ def fallback_share_dir(launch_file: str | os.PathLike) -> Path:
     return Path(launch_file).resolve().parent.parent
 
 
-#: Nodes run as ``python -m <module>`` everywhere (no console script of their own).
-_MODULE_EXECUTABLES = {"episode_driver": "robot_policy_ros.nodes.episode_driver"}
-
-
 def node_command(executable: str, package_indexed: bool) -> dict[str, Any]:
     """launch_ros ``Node`` keyword arguments that start ``executable``.
 
@@ -44,11 +40,8 @@ def node_command(executable: str, package_indexed: bool) -> dict[str, Any]:
     expects. From a source checkout: the same node as ``python -m robot_policy_ros.nodes.X``
     with the checkout on PYTHONPATH.
     """
-    if package_indexed and executable not in _MODULE_EXECUTABLES:
+    if package_indexed:
         return {"package": PACKAGE, "executable": executable}
-    if executable in _MODULE_EXECUTABLES:
-        # Not a console script: always `python -m`, installed or not.
-        return {"executable": sys.executable, "arguments": ["-m", _MODULE_EXECUTABLES[executable]]}
     module = {"robot-policy": "robot_policy_ros.cli"}.get(
         executable, f"robot_policy_ros.nodes.{executable}"
     )

@@ -186,7 +186,7 @@ def plan_record_demos(
     if recorder == "ros2bag":
         record_cmd = bag_record_cmd(topics, out, use_sim_time=use_sim_time)
     else:
-        # bag_recorder (H-data) writes one bag per episode under output_dir; in the sim the
+        # bag_recorder writes one bag per episode under output_dir; in the sim the
         # episode topic starts and closes them, on a real robot its ~/start and ~/stop do.
         rec_params: dict[str, Any] = {
             "output_dir": out,

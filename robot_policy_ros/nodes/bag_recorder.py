@@ -79,7 +79,7 @@ from robot_policy_ros.data.bag_writer import (
 )
 from robot_policy_ros.nodes.lifecycle import diagnostic_array, diagnostic_status
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
-from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.bag_recorder import SPECS
 
 _INFINITE_NS = 9223372036854775807
@@ -631,9 +631,9 @@ def parse_cli(argv: list[str]) -> tuple[list[Parameter], list[str]]:
     return overrides, list(args.recover or [])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args: list[str] | None = None) -> int:
     """Entry point of ``bag_recorder`` / ``python -m robot_policy_ros.nodes.bag_recorder``."""
-    argv = list(sys.argv if argv is None else argv)
+    argv = list(sys.argv if args is None else args)
     from rclpy.utilities import remove_ros_args
 
     overrides, recover = parse_cli(remove_ros_args(argv)[1:])
@@ -659,9 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         node.shutdown()
         print(f"bag_recorder: closed cleanly in {time.monotonic() - t0:.2f} s", flush=True)
 
-    return run_node(
-        "bag_recorder",
-        lambda: BagRecorder(parameter_overrides=overrides),
+    return run_nodes(
+        [lambda: BagRecorder(parameter_overrides=overrides)],
         args=argv,
         config_errors=(ParameterError, OSError),
         on_stop=close,

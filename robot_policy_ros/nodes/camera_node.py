@@ -30,7 +30,7 @@ from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.core.timing import FixedRateTicker
 from robot_policy_ros.nodes.lifecycle import LogThrottle
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
-from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.camera_node import SPECS
 
 NODE_NAME = "camera_node"
@@ -167,17 +167,10 @@ class CameraNode(Node):
         self.frames += 1
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point: ``camera_node --ros-args -p source:=0 -r image_raw:=front/image_raw``."""
-    code = run_node(
-        NODE_NAME,
-        CameraNode,
-        args=args if args is not None else sys.argv,
-        on_stop=lambda node: node.close(),
-    )
-    if code:
-        sys.exit(code)
+    return run_nodes([CameraNode], args=args, on_stop=lambda node: node.close())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -73,9 +73,9 @@ from robot_policy_ros.nodes.lifecycle import (
     diagnostic_array,
     diagnostic_status,
     guarded,
-    main_for,
     stamp_to_sec,
 )
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.command_streamer import SPECS
 
 NODE_NAME = "command_streamer"
@@ -740,10 +740,10 @@ class CommandStreamer(ManagedNode):
         )
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point: ``command_streamer --ros-args -p limits_file:=... -p checkpoint:=...``."""
-    main_for([CommandStreamer])
+    return run_nodes([CommandStreamer], args=args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 record_demos.launch.py starts it with ``sim:=true``; after ``episodes`` finished episodes
 it exits (exit code 0), which ends the launch. Run it alone with
-``python -m robot_policy_ros.nodes.episode_driver --ros-args -p episodes:=20``.
+``episode_driver --ros-args -p episodes:=20`` (or ``ros2 run robot_policy_ros episode_driver``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rclpy.node import Node
 
 from robot_policy_ros.nodes.episode_client import EpisodeClient
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
-from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.episode_driver import SPECS
 from robot_policy_ros.sim.sequencer import EpisodeSequencer
 
@@ -53,7 +53,7 @@ class EpisodeDriver(Node):
     def _tick(self) -> None:
         now = time.monotonic()
         if self._stop_at is not None and now >= self._stop_at:
-            # Ends executor.spin() in run_node, which then exits with code 0.
+            # Ends the spin in run_nodes, which then exits with code 0.
             self.context.try_shutdown()
             return
         client = self.episodes.reset_client
@@ -62,10 +62,10 @@ class EpisodeDriver(Node):
             self._pending = client.call_async(self.episodes.reset_request())
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point: ``python -m robot_policy_ros.nodes.episode_driver``."""
-    sys.exit(run_node(NODE_NAME, EpisodeDriver, args=args if args is not None else sys.argv))
+def main(args: list[str] | None = None) -> int:
+    """Entry point: ``episode_driver --ros-args -p episodes:=20``."""
+    return run_nodes([EpisodeDriver], args=args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,14 +6,10 @@ configure time, and turns every exception raised in a transition into a logged m
 and a FAILURE (rclpy itself swallows them silently). Subclasses implement
 ``configure(params)``, ``activate()``, ``deactivate()`` and ``cleanup()``.
 
-:func:`run_nodes` is the ``main()`` of every node executable: it builds the nodes, walks
-them to *active* when their ``autostart`` parameter is true (so ``ros2 run`` just works),
-spins, and exits non-zero with the reason when a node cannot be built, configured or
-activated, instead of hanging in the unconfigured state. The process ends with exit code 0
-on Ctrl-C, SIGTERM, and once every node has taken the lifecycle ``shutdown`` transition
-(``ros2 lifecycle set <node> shutdown``). Stopping is orderly: the signal only ends the
-spin; the nodes are deactivated (threads joined) and destroyed while the ROS context is
-still valid, and only then is it shut down, so no thread meets an invalid context.
+:func:`autostart_node` walks a node to *active*; the executables' ``main()`` is
+:func:`robot_policy_ros.nodes.runner.run_nodes`, which calls it when the node's
+``autostart`` parameter is true and ends the process once every node has taken the
+lifecycle ``shutdown`` transition.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -29,11 +24,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import Log, SetParametersResult
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -214,7 +207,7 @@ class ManagedNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.shutdown_quietly()
-        # run_nodes ends the spin once the transition (and its service reply) is done.
+        # runner.run_nodes ends the spin once the transition (and its service reply) is done.
         self.finalized = True
         self.log.info("shut down (finalized)")
         return TransitionCallbackReturn.SUCCESS
@@ -249,119 +242,6 @@ def autostart_node(node: ManagedNode) -> str:
     if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
         return node.failure or "activate failed"
     return ""
-
-
-class _StopSignals:
-    """SIGINT / SIGTERM handlers that only ask the spin loop to stop.
-
-    rclpy's own handlers shut the context down at once, under the feet of the nodes'
-    control and inference threads ("context is invalid" errors); these leave it valid
-    until the nodes are stopped. Before the spin starts (building, configuring) a signal
-    raises KeyboardInterrupt, as Python's default SIGINT handler does; while spinning and
-    while stopping it is only recorded (a second Ctrl-C does not cut the stop short).
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.interrupt = True  # raise KeyboardInterrupt (before the spin loop runs)
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        if self.interrupt:
-            raise KeyboardInterrupt
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
-# After the last node's shutdown transition, keep spinning this long so its ChangeState
-# reply (already handed to DDS) is delivered before the node and its service go away.
-SHUTDOWN_REPLY_GRACE_S = 0.3
-
-
-def _spin_until_stopped(executor: SingleThreadedExecutor, nodes: Sequence[ManagedNode], stop):
-    """Spin until a signal, the context ending, or every node finalized (then a grace)."""
-    stop.interrupt = False
-    while not stop.requested and rclpy.ok():
-        executor.spin_once(timeout_sec=0.1)
-        if nodes and all(node.finalized for node in nodes):
-            deadline = time.monotonic() + SHUTDOWN_REPLY_GRACE_S
-            while not stop.requested and rclpy.ok() and time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=0.05)
-            return
-
-
-def run_nodes(
-    factories: Sequence[Callable[[], ManagedNode]],
-    args: Sequence[str] | None = None,
-) -> int:
-    """Build, autostart and spin nodes until shutdown; returns the process exit code.
-
-    The spin ends on SIGINT / SIGTERM, when the context is shut down, or when every node
-    has taken the lifecycle ``shutdown`` transition; then the nodes are deactivated,
-    cleaned up and destroyed, and the context shut down last.
-
-    Exit codes: 0 clean shutdown, 1 a node failed to configure/activate, 2 a parameter
-    override was invalid at start-up.
-    """
-    stop = _StopSignals()
-    rclpy.init(
-        args=list(args) if args is not None else None,
-        signal_handler_options=rclpy.signals.SignalHandlerOptions.NO,
-    )
-    stop.install()
-    nodes: list[ManagedNode] = []
-    code = 0
-    executor = None
-    try:
-        for factory in factories:
-            try:
-                nodes.append(factory())
-            except ParameterError as exc:
-                rclpy.logging.get_logger("robot_policy_ros").error(f"bad parameter: {exc}")
-                return 2
-        for node in nodes:
-            if node.autostart:
-                reason = autostart_node(node)
-                if reason:
-                    node.log.fatal(f"could not start: {reason}")
-                    return 1
-        # Callbacks only hand data to the control / inference threads (O(1) each), so one
-        # executor thread is enough; more would compete with those threads for the GIL.
-        executor = SingleThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
-        _spin_until_stopped(executor, nodes, stop)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        stop.interrupt = False  # signals from here on: recorded only
-        for node in nodes:
-            node.shutdown_quietly()
-            node.log.close()
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        stop.restore()
-    return code
-
-
-def main_for(factories: Sequence[Callable[[], ManagedNode]]) -> None:
-    """``main()`` body: run the nodes and exit with their code."""
-    sys.exit(run_nodes(factories, args=sys.argv))
 
 
 class _LineWriter:

@@ -42,6 +42,7 @@ import contextlib
 import ctypes
 import math
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -82,9 +83,9 @@ from robot_policy_ros.nodes.lifecycle import (
     diagnostic_array,
     diagnostic_status,
     guarded,
-    main_for,
     stamp_to_sec,
 )
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.policy_node import SPECS
 
 NODE_NAME = "policy_node"
@@ -765,10 +766,10 @@ class PolicyNode(ManagedNode):
         )
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point: ``policy_node --ros-args -p checkpoint:=/path/to/checkpoint``."""
-    main_for([PolicyNode])
+    return run_nodes([PolicyNode], args=args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,15 +10,17 @@ timing run the two nodes as separate processes (``policy_node`` + ``command_stre
 
 from __future__ import annotations
 
+import sys
+
 from robot_policy_ros.nodes.command_streamer import CommandStreamer
-from robot_policy_ros.nodes.lifecycle import main_for
 from robot_policy_ros.nodes.policy_node import PolicyNode
+from robot_policy_ros.nodes.runner import run_nodes
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point: ``policy_stack --ros-args -p checkpoint:=/path/to/checkpoint``."""
-    main_for([PolicyNode, CommandStreamer])
+    return run_nodes([PolicyNode, CommandStreamer], args=args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,7 +25,7 @@ from std_msgs.msg import Float64MultiArray, String
 
 from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
-from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.scripted_expert import SPECS
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
 from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError, choose_target
@@ -160,17 +160,12 @@ class ScriptedExpertNode(Node):
         self._pub.publish(Float64MultiArray(data=q.tolist()))
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Run the scripted_expert node until Ctrl-C / SIGTERM."""
-    code = run_node(
-        "scripted_expert",
-        ScriptedExpertNode,
-        args=args,
-        config_errors=(ParameterError, ArmConfigError),
+    return run_nodes(
+        [ScriptedExpertNode], args=args, config_errors=(ParameterError, ArmConfigError)
     )
-    if code:
-        sys.exit(code)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

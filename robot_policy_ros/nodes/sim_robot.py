@@ -41,7 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.nodes.params import declare_parameters, read_parameters
-from robot_policy_ros.nodes.runner import run_node
+from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.sim_robot import SPECS
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
 from robot_policy_ros.sim.commands import (
@@ -300,19 +300,12 @@ class SimRobotNode(Node):
         return response
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Run the sim_robot node until Ctrl-C / SIGTERM."""
-    # One executor thread: rclpy's MultiThreadedExecutor's own bookkeeping grew to a whole
-    # core after a few dozen episodes and starved the physics (see git log).
-    code = run_node(
-        "sim_robot",
-        SimRobotNode,
-        args=args,
-        config_errors=(ParameterError, ArmConfigError),
-    )
-    if code:
-        sys.exit(code)
+    # run_nodes spins one executor thread: rclpy's MultiThreadedExecutor's own bookkeeping
+    # grew to a whole core after a few dozen episodes and starved the physics (git log).
+    return run_nodes([SimRobotNode], args=args, config_errors=(ParameterError, ArmConfigError))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
