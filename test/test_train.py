@@ -24,7 +24,6 @@ from robot_policy_ros.training.train_cli import (
 )
 from robot_policy_ros.training.trainer import TrainConfig, lr_lambda, train
 
-pytest.importorskip("robot_policy_ros.policies.factory")
 from robot_policy_ros.checkpoint.weights import load_checkpoint
 from robot_policy_ros.policies.base import Observation
 

@@ -475,7 +475,7 @@ class RunLog:
 
 
 def _policy_api():
-    """The policy factory and checkpoint functions (H-policies' modules, imported lazily)."""
+    """The policy factory and checkpoint functions (imported lazily: torch loads on first use)."""
     from robot_policy_ros.checkpoint.config import NormalizationStats
     from robot_policy_ros.checkpoint.weights import load_checkpoint, save_checkpoint
     from robot_policy_ros.policies.factory import make_config, make_policy
