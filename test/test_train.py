@@ -14,7 +14,9 @@ import pytest
 import torch
 import yaml
 
+from robot_policy_ros.checkpoint.weights import load_checkpoint
 from robot_policy_ros.data.synthetic import SyntheticEpisode, write_synthetic_dataset
+from robot_policy_ros.policies.base import Observation
 from robot_policy_ros.training.train_cli import (
     add_arguments,
     config_from_args,
@@ -23,9 +25,6 @@ from robot_policy_ros.training.train_cli import (
     run,
 )
 from robot_policy_ros.training.trainer import TrainConfig, lr_lambda, train
-
-from robot_policy_ros.checkpoint.weights import load_checkpoint
-from robot_policy_ros.policies.base import Observation
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"vision_backbone": "tiny_cnn", "backbone_width": 8, "hidden_dims": [64, 64]}
