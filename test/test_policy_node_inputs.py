@@ -132,17 +132,28 @@ def test_bad_joint_states_give_no_inference_and_clear_error(
         assert proc.proc.poll() is None
 
 
+@pytest.mark.parametrize(
+    ("module", "status_name", "idle_message"),
+    [
+        (POLICY, "/arm_left/policy_node: inference", "no joint_states message received yet"),
+        (
+            "robot_policy_ros.nodes.command_streamer",
+            "/arm_left/command_streamer: commands",
+            "waiting_for_joint_states",
+        ),
+    ],
+)
 def test_namespaced_node_diagnostics_carry_full_name_and_hardware_id(
-    start_node, rclpy_context, checkpoint
+    start_node, rclpy_context, checkpoint, module, status_name, idle_message
 ):
     proc = start_node(
-        POLICY,
+        module,
         "-r",
         "__ns:=/arm_left",
         "-p",
         f"checkpoint:={checkpoint}",
         "-p",
-        "torch_threads:=1",
+        "torch_threads:=1" if module == POLICY else "e_stop_grace_s:=0.0",
         "-p",
         "hardware_id:=left_arm_sn42",
     )
@@ -151,14 +162,14 @@ def test_namespaced_node_diagnostics_carry_full_name_and_hardware_id(
         def status():
             for _, array in list(robot.diagnostics):
                 for s in array.status:
-                    if s.name == "/arm_left/policy_node: inference":
+                    if s.name == status_name:
                         return s
             return None
 
         assert robot.wait_for(lambda: status() is not None, 60.0), proc.output()
         assert status().hardware_id == "left_arm_sn42"
         # Nothing reaches it from the root namespace's inputs: two arms never mix.
-        assert "no joint_states message received yet" in status().message
+        assert robot.wait_for(lambda: idle_message in status().message, 10.0), status().message
 
 
 def _run_to_exit(node_env, *ros_args: str) -> NodeProcess:

@@ -722,7 +722,9 @@ class CommandStreamer(ManagedNode):
             level = 0
         else:
             level = 1
-        status = diagnostic_status(f"{self.get_name()}: commands", level, state, values)
+        fqn = self.get_fully_qualified_name()
+        hardware_id = self.params.get("hardware_id") or fqn
+        status = diagnostic_status(f"{fqn}: commands", level, state, values, hardware_id)
         self._diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), [status]))
 
     def _log_status(self) -> None:

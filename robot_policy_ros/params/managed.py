@@ -20,6 +20,13 @@ REPORTING_SPECS: tuple[ParamSpec, ...] = (
         min_value=0.1,
         max_value=60.0,
     ),
+    ParamSpec(
+        "hardware_id",
+        "",
+        "diagnostic_msgs hardware_id of this node's status (e.g. the arm's serial); empty: "
+        "the node's fully qualified name, so namespaced copies of the stack stay apart.",
+        check=lambda v: None if len(v) <= 256 else "at most 256 characters",
+    ),
 )
 
 AUTOSTART = ParamSpec(

@@ -136,13 +136,6 @@ SPECS: list[ParamSpec] = [
         "faults/s for ACT on a CPU), kernel work that also disturbs the control loop.",
     ),
     ParamSpec(
-        "hardware_id",
-        "",
-        "diagnostic_msgs hardware_id of this node's status (e.g. the arm's serial); empty: "
-        "the node's fully qualified name, so namespaced copies of the stack stay apart.",
-        check=lambda v: None if len(v) <= 256 else "at most 256 characters",
-    ),
-    ParamSpec(
         "arm_joint_names",
         [],
         "Joints of the arm this node drives; when set, a checkpoint for other joints (names "
