@@ -56,6 +56,14 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_policy_ros.core.clock_jumps import JumpFilter, SystemClockWatch
+from robot_policy_ros.core.deployment import (
+    DEPLOYMENT_PARAMETERS,
+    Resolved,
+    deployment_of,
+    describe_resolved,
+    resolve_parameters,
+)
+from robot_policy_ros.core.deployment import diagnostic_values as deployment_diagnostics
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
 from robot_policy_ros.core.images import (
     ImageDecodeError,
@@ -73,6 +81,7 @@ from robot_policy_ros.core.observation_health import (
     arm_mismatches,
     parse_camera_sizes,
 )
+from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
     ConfigurationError,
@@ -153,6 +162,7 @@ class PolicyNode(ManagedNode):
         self._published_end = -math.inf
         self._history: ObservationHistory | None = None
         self.last_history_offsets: list[float] = []  # frame stamp - observation stamp
+        self.deployment: dict[str, Resolved] = {}  # trigger/threshold/rate in use and source
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -213,6 +223,7 @@ class PolicyNode(ManagedNode):
                 + "; ".join(problems)
                 + " (use the checkpoint trained for this arm, or fix arm_joint_names/arm_cameras)"
             )
+        self.deployment = self._resolve_deployment(params)
         self.predictor = self._make_predictor(policy, params)
         self.policy = policy
         self.joint_names = list(policy.joint_names)
@@ -283,6 +294,28 @@ class PolicyNode(ManagedNode):
                 else ""
             )
         )
+
+    def _resolve_deployment(self, params: dict[str, Any]) -> dict[str, Resolved]:
+        """Trigger, refill threshold and rate: the user's parameter, else the checkpoint's
+        deployment section, else the built-in default (core/deployment.py); ``params`` is
+        updated to the values in use."""
+        from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
+
+        try:
+            ckpt = deployment_of(read_checkpoint_config(params["checkpoint"]))
+            resolved = resolve_parameters(
+                SPECS,
+                params,
+                self.user_set_parameters,
+                ckpt.get(NODE_NAME, {}),
+                DEPLOYMENT_PARAMETERS[NODE_NAME],
+            )
+        except (CheckpointError, OSError, ParameterError) as exc:
+            raise ConfigurationError(f"checkpoint {params['checkpoint']!r}: {exc}") from exc
+        for name, r in resolved.items():
+            params[name] = r.value
+        self.log.info(f"deployment: {describe_resolved(resolved)}")
+        return resolved
 
     def _make_predictor(self, policy: Any, params: dict[str, Any]) -> Any:
         from robot_policy_ros.inference import make_predictor
@@ -703,6 +736,7 @@ class PolicyNode(ManagedNode):
                 ),
             }
         )
+        values.update(deployment_diagnostics(self.deployment))
         for name, age in ages.items():
             values[f"age_{name}_ms"] = 1e3 * age
         for name in self.camera_names:
