@@ -65,15 +65,10 @@ from robot_policy_ros.core.deployment import (
 )
 from robot_policy_ros.core.deployment import diagnostic_values as deployment_diagnostics
 from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
-from robot_policy_ros.core.images import (
-    ImageDecodeError,
-    compressed_image_size,
-    compressed_to_rgb,
-    fit_for_camera,
-    raw_to_rgb,
-)
-from robot_policy_ros.core.obs_history import Entry, ObservationHistory
+from robot_policy_ros.core.images import ImageDecodeError
+from robot_policy_ros.core.obs_history import ObservationHistory
 from robot_policy_ros.core.observation import JOINTS, ObservationGate
+from robot_policy_ros.core.observation_builder import ObservationBuilder
 from robot_policy_ros.core.observation_health import (
     JointStateError,
     JointStateMapper,
@@ -229,11 +224,6 @@ class PolicyNode(ManagedNode):
         self.joint_names = list(policy.joint_names)
         self.camera_names = list(policy.camera_names)
         self.image_shapes = dict(policy.image_shapes)
-        # How each camera's frames become the model's images: as in training (the checkpoint
-        # records the transform and the trained-on frame size), or as image_fit chooses.
-        self._trained_cameras = {c.name: c for c in policy.config.cameras}
-        self._image_fit = params["image_fit"]
-        self._fits: dict[tuple[str, int, int], str] = {}
         self.fps = float(policy.fps)
         self.chunk_span = (policy.chunk_size - 1) / self.fps
         self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
@@ -241,16 +231,16 @@ class PolicyNode(ManagedNode):
         self._stamps = StampWatch()
         self._published_end = -math.inf
         self.n_obs_steps = int(policy.n_obs_steps)
-        self._history = (
-            ObservationHistory(
-                [*self.camera_names, JOINTS],
-                self.n_obs_steps,
-                self.fps,
-                keep_margin_s=params["max_observation_age_s"] + 1.0 / self.fps,
-            )
-            if self.n_obs_steps > 1
-            else None
+        # Messages -> Observation (image conversion as in training, the history by stamp):
+        # core/observation_builder.py, shared with the bag replay (data/replay.py).
+        self._builder = ObservationBuilder(
+            policy.config.cameras,
+            self.n_obs_steps,
+            self.fps,
+            image_fit=params["image_fit"],
+            keep_margin_s=params["max_observation_age_s"] + 1.0 / self.fps,
         )
+        self._history = self._builder.history
         self._warm_up()
         self._watch_clock_jumps(params["max_clock_jump_s"])
 
@@ -415,27 +405,6 @@ class PolicyNode(ManagedNode):
 
     # -- callbacks: store references only ------------------------------------------------------
 
-    def _fit_for(self, camera: str, height: int, width: int) -> str:
-        """The image fit for this camera's frames of this size (cached; refusals raise)."""
-        key = (camera, int(height), int(width))
-        fit = self._fits.get(key)
-        if fit is None:
-            if height <= 0 or width <= 0:
-                raise ImageDecodeError(f"image has no pixels: height={height}, width={width}")
-            spec = self._trained_cameras[camera]
-            fit = fit_for_camera(
-                camera,
-                (int(height), int(width)),
-                (spec.height, spec.width),
-                spec.source_shape,
-                spec.fit,
-                self._image_fit,
-            )
-            if len(self._fits) > 64:
-                self._fits.clear()
-            self._fits[key] = fit
-        return fit
-
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
@@ -593,8 +562,6 @@ class PolicyNode(ManagedNode):
         """
         if epoch is None:
             epoch = self._jumps.epoch
-        from robot_policy_ros.policies.base import Observation
-
         gate = self.gate.snapshot(self._now())
         frozen = [p for p in map(self._stamps.problem, self.camera_names) if p]
         if not gate.ok or frozen:
@@ -605,53 +572,21 @@ class PolicyNode(ManagedNode):
             self._log("stale", "warning", f"no inference: {reason}")
             return False
         self.stale_reason = ""
-        history: list[Observation] | None = None
-        name = ""
         try:
-            if self._history is None:
-                images = {}
-                for name, msg in gate.images.items():
-                    images[name] = self._to_rgb(name, msg)
-                joints = gate.joints
-            else:
-                with self._jump_lock:
-                    try:
-                        frames = self._history.frames(gate.stamp, gate.stamps)
-                    except KeyError:
-                        return False  # cleared by a clock jump since the snapshot
-                    # the stored entries, so that their conversions serve later inferences
-                    current = {
-                        n: self._history.at(n, gate.stamps[n], gate.images[n])
-                        for n in self.camera_names
-                    }
-                images = {}
-                for name, entry in current.items():
-                    images[name] = self._entry_rgb(name, entry)
-                joints = gate.joints
-                history = []
-                for frame in frames:
-                    imgs = {}
-                    for name in self.camera_names:
-                        imgs[name] = self._entry_rgb(name, frame[name])
-                    history.append(
-                        Observation(
-                            images=imgs,
-                            joint_positions=frame[JOINTS].payload,
-                            stamp=frame[self.camera_names[0]].stamp,
-                        )
-                    )
-                first = self.camera_names[0]
-                self.last_history_offsets = [
-                    frame[first].stamp - gate.stamps[first] for frame in frames
-                ] + [0.0]
+            built = self._builder.build(gate, self._jump_lock)
         except ImageDecodeError as exc:
             # The whole observation is dropped (never a partly decoded frame); the node keeps
             # serving and infers again from the camera's next good frame.
+            name = getattr(exc, "camera", "")
             self.images_rejected += 1
             self.state = f"bad image from camera '{name}': {exc}"
             self._log("image", "error", f"camera '{name}': {exc}")
             return False
-        obs = Observation(images=images, joint_positions=joints, stamp=gate.stamp, history=history)
+        if built is None:
+            return False  # cleared by a clock jump since the snapshot
+        obs, offsets = built
+        if self._history is not None:
+            self.last_history_offsets = offsets
         t0 = time.perf_counter()
         chunk = self.predictor.predict_chunk(obs)
         self.latency.add(time.perf_counter() - t0)
@@ -679,31 +614,6 @@ class PolicyNode(ManagedNode):
         self.obs_age.add(gate.max_age)
         self.state = "running"
         return True
-
-    def _to_rgb(self, name: str, msg: Image | CompressedImage) -> np.ndarray:
-        """One camera message -> uint8 RGB at the checkpoint's size (raises ImageDecodeError)."""
-        size = self.image_shapes[name]
-        if isinstance(msg, CompressedImage):
-            _fmt, width, height = compressed_image_size(msg.data)
-            fit = self._fit_for(name, height, width)
-            return compressed_to_rgb(msg.data, size, fit)
-        fit = self._fit_for(name, msg.height, msg.width)
-        return raw_to_rgb(
-            msg.encoding,
-            msg.height,
-            msg.width,
-            msg.step,
-            msg.data,
-            size,
-            bool(msg.is_bigendian),
-            fit,
-        )
-
-    def _entry_rgb(self, name: str, entry: Entry) -> np.ndarray:
-        """A history entry's image, converted once and kept with the entry."""
-        if entry.converted is None:
-            entry.converted = self._to_rgb(name, entry.payload)
-        return entry.converted
 
     # -- diagnostics -----------------------------------------------------------------------------
 
