@@ -135,3 +135,31 @@ def test_config_json_deployment_section_is_optional_and_checked_against_chunk(tm
     data["deployment"] = "fast"
     with pytest.raises(CheckpointError, match="deployment must be an object"):
         CheckpointConfig.from_dict(data)
+
+
+@pytest.mark.ros
+def test_node_knows_which_parameters_the_user_set(rclpy_context) -> None:
+    """Overrides given at start and ``ros2 param set`` before configure count as set by the
+    user; declared defaults do not (they leave the choice to the checkpoint)."""
+    from rclpy.parameter import Parameter
+
+    from robot_policy_ros.nodes.command_streamer import CommandStreamer
+
+    node = CommandStreamer(
+        "deployment_probe",
+        context=rclpy_context,
+        parameter_overrides=[
+            Parameter("ensemble_k", value=0.3),
+            Parameter("blending", value="replace"),  # the default's value, set explicitly
+        ],
+    )
+    try:
+        assert node.user_set_parameters == {"ensemble_k", "blending"}
+        result = node.set_parameters([Parameter("control_rate_hz", value=100.0)])
+        assert result[0].successful
+        assert node.user_set_parameters == {"ensemble_k", "blending", "control_rate_hz"}
+        refused = node.set_parameters([Parameter("crossfade_s", value=-1.0)])
+        assert not refused[0].successful
+        assert "crossfade_s" not in node.user_set_parameters
+    finally:
+        node.destroy_node()
