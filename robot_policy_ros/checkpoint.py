@@ -371,7 +371,8 @@ def import_weights(
     policy.load_state_dict(tensors, strict=True)
     provenance = dict(config.provenance)
     provenance.update(imported_from=str(src), imported_sha256=file_sha256(src))
-    return save_checkpoint(policy, out_dir, provenance=provenance)
+    # The same model as ``like``: it runs the same way (its deployment section, if any).
+    return save_checkpoint(policy, out_dir, provenance=provenance, deployment=config.deployment)
 
 
 def describe_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -163,3 +163,21 @@ def test_node_knows_which_parameters_the_user_set(rclpy_context) -> None:
         assert "crossfade_s" not in node.user_set_parameters
     finally:
         node.destroy_node()
+
+
+def test_deployment_section_is_written_and_kept_by_import_weights(tmp_path) -> None:
+    import torch
+    from runtime_fakes import make_checkpoint
+
+    from robot_policy_ros.checkpoint import import_weights, load_checkpoint, save_checkpoint
+    from robot_policy_ros.checkpoint_config import read_checkpoint_config
+
+    policy = load_checkpoint(make_checkpoint(tmp_path / "plain", chunk_size=10))
+    dep = DeploymentDefaults(n_action_steps=4, temporal_ensemble_coeff=None, source="test")
+    like = save_checkpoint(policy, tmp_path / "like", deployment=dep)
+    assert read_checkpoint_config(like).deployment == dep
+    with pytest.raises(CheckpointError, match="exceeds chunk_size"):
+        save_checkpoint(policy, tmp_path / "bad", deployment=DeploymentDefaults(11))
+    torch.save({"state_dict": policy.state_dict()}, tmp_path / "w.pt")
+    out = import_weights(tmp_path / "w.pt", like, tmp_path / "out")
+    assert read_checkpoint_config(out).deployment == dep
