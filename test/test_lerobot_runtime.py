@@ -91,3 +91,76 @@ def test_imported_act_on_policy_node_matches_offline_predict(tmp_path, capsys) -
         streamer.stop()
         context.try_shutdown()
         lease.release()
+
+
+def _import(name: str, joints: int, tmp_path, capsys):
+    src = lerobot_folder(name, tmp_path)
+    ckpt = tmp_path / f"{name}_ckpt"
+    args = ["import-lerobot", str(src), "--out", str(ckpt), "--joints", ",".join(JOINTS[:joints])]
+    rc = cli.main([*args, "--fps", "30"])
+    assert rc == 0, capsys.readouterr().err
+    return ckpt
+
+
+def test_imported_deployment_defaults_apply_unless_a_parameter_is_set(tmp_path, capsys) -> None:
+    """LeRobot's n_action_steps / temporal_ensemble_coeff become the nodes' refill threshold
+    and blending without any parameter; a parameter given on the command line wins."""
+    from robot_policy_ros.core.deployment import BUILT_IN, FROM_CHECKPOINT, FROM_PARAMETER
+
+    ensemble = _import("act_two_cameras", 5, tmp_path, capsys)  # chunk 8, coeff 0.01
+    steps = _import("act_one_camera", 6, tmp_path, capsys)  # chunk 10, n_action_steps 5
+    lease = lease_test_domain()
+    env = ros_env(lease.domain_id)
+
+    def node(module: str, ns: str, ckpt, *extra: str) -> NodeProcess:
+        # Namespaced, and named apart: the streamer's diagnostics carry its bare node name.
+        ros_args = ["-r", f"__ns:=/{ns}", "-r", f"__node:={module}_{ns}"]
+        ros_args += ["-p", f"checkpoint:={ckpt}", *extra]
+        return NodeProcess(f"robot_policy_ros.nodes.{module}", ros_args=ros_args, env=env)
+
+    nodes = {
+        "a/policy_node_a": node("policy_node", "a", ensemble, "-p", "inference_rate_hz:=5.0"),
+        "command_streamer_a": node("command_streamer", "a", ensemble),
+        "b/policy_node_b": node("policy_node", "b", steps),
+        "command_streamer_b": node("command_streamer", "b", steps, "-p", "ensemble_k:=0.2"),
+    }
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=lease.domain_id)
+    robot = FakeRobot(context, joint_names=JOINTS, positions=START, extra_joints=())
+    robot.__enter__()
+    try:
+        out = lambda: "\n".join(f"--- {n}\n{p.output()}" for n, p in nodes.items())  # noqa: E731
+
+        def diag(name: str, key: str) -> tuple[str, str]:
+            values = robot.diagnostic_values(name)
+            return values.get(key, ""), values.get(f"{key}_source", "")
+
+        def seen(name: str, key: str) -> bool:
+            return bool(diag(name, key)[0])
+
+        for name in nodes:
+            key = "inference_trigger" if "policy_node" in name else "blending"
+            assert robot.wait_for(lambda n=name, k=key: seen(n, k), 90.0), out()
+
+        assert diag("a/policy_node_a", "inference_trigger") == ("rate", FROM_CHECKPOINT)
+        assert diag("a/policy_node_a", "inference_rate_hz") == ("5", FROM_PARAMETER)
+        assert diag("command_streamer_a", "blending") == ("temporal_ensemble", FROM_CHECKPOINT)
+        assert diag("command_streamer_a", "ensemble_k") == ("0.01", FROM_CHECKPOINT)
+
+        assert diag("b/policy_node_b", "inference_trigger") == ("horizon", FROM_CHECKPOINT)
+        threshold, source = diag("b/policy_node_b", "refill_threshold_s")
+        assert source == FROM_CHECKPOINT
+        assert abs(float(threshold) - 5 / 30) < 1e-4
+        assert diag("b/policy_node_b", "inference_rate_hz")[1] == BUILT_IN
+        assert diag("command_streamer_b", "blending") == ("replace", FROM_CHECKPOINT)
+        assert diag("command_streamer_b", "ensemble_k") == ("0.2", FROM_PARAMETER)
+
+        log = nodes["b/policy_node_b"].output()
+        assert "deployment: inference_trigger = horizon (from checkpoint deployment section)" in log
+        assert "refill_threshold_s = 0.166667 (from checkpoint deployment section)" in log
+    finally:
+        robot.__exit__(None, None, None)
+        for p in nodes.values():
+            p.stop()
+        context.try_shutdown()
+        lease.release()

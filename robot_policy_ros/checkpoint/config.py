@@ -21,14 +21,21 @@ Schema of ``config.json`` (format_version 1)::
                         "action": {"mean", "std", "min", "max"}},   # per-joint lists
       "hyperparameters": {...},    # the family's config fields (see policies/config.py)
       "provenance": {...},         # free-form: who/what/when trained it
-      "weights": {"file": "model.safetensors", "sha256": "..."}
+      "weights": {"file": "model.safetensors", "sha256": "..."},
+      "deployment": {              # optional: how the policy was meant to be run
+        "n_action_steps": 5,             # actions executed per chunk before inferring again
+        "temporal_ensemble_coeff": null, # or c: infer every step, blend exp(-c * i)
+        "source": "lerobot"              # who recorded it (free text)
+      }
     }
 
 Validation is strict: unknown format versions, missing or unknown top-level keys, lists of
 the wrong length and non-finite numbers are :class:`CheckpointError` naming the problem.
-The ``limits`` are read by the one parser with the one set of rules for joint limits,
-:meth:`JointLimits.from_columns` (core/joint_limits.py), named by ``joint_names``, and
-written back in the same form (:meth:`JointLimits.to_columns`).
+The optional ``deployment`` section (:class:`DeploymentDefaults`) holds the defaults the
+runtime uses for the refill threshold and the blending where the user sets no parameter
+(robot_policy_ros.core.deployment). The ``limits`` are read by the one parser with the one
+set of rules for joint limits, :meth:`JointLimits.from_columns` (core/joint_limits.py),
+named by ``joint_names``, and written back in the same form (:meth:`JointLimits.to_columns`).
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ _TOP_LEVEL_KEYS = (
     "provenance",
     "weights",
 )
+#: Top-level keys a config.json may leave out (older checkpoints have none of them).
+_OPTIONAL_KEYS = ("deployment",)
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 
 
@@ -343,6 +352,70 @@ class NormalizationStats:
         return cls(**kwargs)
 
 
+@dataclass(frozen=True)
+class DeploymentDefaults:
+    """How the policy was meant to be run (``config.json``'s optional ``deployment``).
+
+    Attributes:
+        n_action_steps: actions of each chunk executed before the next inference (1 to
+            chunk_size): the refill threshold becomes (chunk_size - n_action_steps) / fps.
+        temporal_ensemble_coeff: None, or c >= 0: infer at every control step (fps) and blend
+            every chunk covering a step with weights exp(-c * i), i = 0 for the oldest (the
+            command streamer's temporal_ensemble with ensemble_k = c).
+        source: who recorded these values (e.g. "lerobot"), free text.
+    """
+
+    n_action_steps: int
+    temporal_ensemble_coeff: float | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        k = self.n_action_steps
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_CHUNK_SIZE:
+            raise CheckpointError(
+                f"deployment.n_action_steps must be an integer in [1, {MAX_CHUNK_SIZE}], got {k!r}"
+            )
+        c = self.temporal_ensemble_coeff
+        if c is not None:
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+                raise CheckpointError(
+                    f"deployment.temporal_ensemble_coeff must be null or a finite number, got {c!r}"
+                )
+            # The command streamer's ensemble_k range (params/command_streamer.py).
+            if not 0.0 <= c <= 100.0:
+                raise CheckpointError(
+                    f"deployment.temporal_ensemble_coeff {c!r} is outside [0, 100], the "
+                    "range the command streamer's temporal ensemble supports"
+                )
+            object.__setattr__(self, "temporal_ensemble_coeff", float(c))
+        if not isinstance(self.source, str) or len(self.source) > 256:
+            raise CheckpointError("deployment.source must be a string of at most 256 characters")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "n_action_steps": self.n_action_steps,
+            "temporal_ensemble_coeff": self.temporal_ensemble_coeff,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DeploymentDefaults:
+        """Parse the JSON form strictly (CheckpointError names the problem)."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError(f"deployment must be an object, got {type(data).__name__}")
+        if "n_action_steps" not in data:
+            raise CheckpointError("deployment misses key 'n_action_steps'")
+        unknown = set(data) - {"n_action_steps", "temporal_ensemble_coeff", "source"}
+        if unknown:
+            raise CheckpointError(f"deployment has unknown keys {sorted(unknown)}")
+        return cls(
+            n_action_steps=data["n_action_steps"],
+            temporal_ensemble_coeff=data.get("temporal_ensemble_coeff"),
+            source=data.get("source", ""),
+        )
+
+
 @dataclass
 class CheckpointConfig:
     """Everything in ``config.json``, validated."""
@@ -359,6 +432,7 @@ class CheckpointConfig:
     provenance: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    deployment: DeploymentDefaults | None = None
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -412,6 +486,16 @@ class CheckpointConfig:
             raise CheckpointError("provenance must be an object")
         if not isinstance(self.weights, dict):
             raise CheckpointError("weights must be an object")
+        if self.deployment is not None:
+            if not isinstance(self.deployment, DeploymentDefaults):
+                raise CheckpointError(
+                    f"deployment must be a DeploymentDefaults, got {type(self.deployment).__name__}"
+                )
+            if self.deployment.n_action_steps > self.chunk_size:
+                raise CheckpointError(
+                    f"deployment.n_action_steps {self.deployment.n_action_steps} exceeds "
+                    f"chunk_size {self.chunk_size} (a chunk has no more actions to execute)"
+                )
 
     @property
     def camera_names(self) -> list[str]:
@@ -432,8 +516,8 @@ class CheckpointConfig:
         return self.joint_limits().to_dict()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (key order as in the schema)."""
-        return {
+        """JSON form (key order as in the schema; ``deployment`` only when there is one)."""
+        out = {
             "format_version": self.format_version,
             "policy_type": self.policy_type,
             "joint_names": list(self.joint_names),
@@ -447,6 +531,9 @@ class CheckpointConfig:
             "provenance": self.provenance,
             "weights": self.weights,
         }
+        if self.deployment is not None:
+            out["deployment"] = self.deployment.to_dict()
+        return out
 
     def to_json(self) -> str:
         """Pretty, diff-able JSON text (lists of numbers/strings on one line)."""
@@ -466,7 +553,7 @@ class CheckpointConfig:
         missing = [k for k in _TOP_LEVEL_KEYS if k not in data]
         if missing:
             raise CheckpointError(f"config.json misses keys {missing}")
-        unknown = sorted(set(data) - set(_TOP_LEVEL_KEYS))
+        unknown = sorted(set(data) - set(_TOP_LEVEL_KEYS) - set(_OPTIONAL_KEYS))
         if unknown:
             raise CheckpointError(f"config.json has unknown keys {unknown}")
         joints = data["joint_names"]
@@ -493,6 +580,11 @@ class CheckpointConfig:
             hyperparameters=data["hyperparameters"],
             provenance=data["provenance"],
             weights=data["weights"],
+            deployment=(
+                None
+                if data.get("deployment") is None
+                else DeploymentDefaults.from_dict(data["deployment"])
+            ),
         )
 
 

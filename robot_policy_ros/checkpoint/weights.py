@@ -10,6 +10,7 @@ then is the policy returned. Any problem is a :class:`CheckpointError` naming it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -27,6 +28,7 @@ from robot_policy_ros.checkpoint.config import (
     WEIGHTS_FILE,
     CheckpointConfig,
     CheckpointError,
+    DeploymentDefaults,
     read_checkpoint_config,
     resolve_checkpoint_dir,
 )
@@ -114,12 +116,16 @@ def checkpoint_config_of(
 
 
 def save_checkpoint(
-    policy: Policy, out_dir: str | Path, provenance: dict[str, Any] | None = None
+    policy: Policy,
+    out_dir: str | Path,
+    provenance: dict[str, Any] | None = None,
+    deployment: DeploymentDefaults | None = None,
 ) -> Path:
     """Write ``policy`` to the directory ``out_dir`` (created if needed); returns its path.
 
     ``provenance``: free-form JSON-able facts (dataset, steps, git commit, ...), merged over
-    the defaults (creation time and versions).
+    the defaults (creation time and versions). ``deployment``: the config.json
+    ``deployment`` section (how the policy is meant to be run), None for none.
     """
     from safetensors.torch import save_file
 
@@ -134,6 +140,8 @@ def save_checkpoint(
     _atomic_write(out / WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata=metadata))
     weights = {"file": WEIGHTS_FILE, "sha256": file_sha256(out / WEIGHTS_FILE)}
     config = checkpoint_config_of(policy, provenance, weights)
+    if deployment is not None:  # replace() validates it against the chunk size
+        config = dataclasses.replace(config, deployment=deployment)
     try:
         text = config.to_json()
     except (TypeError, ValueError) as exc:
@@ -363,7 +371,8 @@ def import_weights(
     policy.load_state_dict(tensors, strict=True)
     provenance = dict(config.provenance)
     provenance.update(imported_from=str(src), imported_sha256=file_sha256(src))
-    return save_checkpoint(policy, out_dir, provenance=provenance)
+    # The same model as ``like``: it runs the same way (its deployment section, if any).
+    return save_checkpoint(policy, out_dir, provenance=provenance, deployment=config.deployment)
 
 
 def describe_checkpoint(path: str | Path) -> dict[str, Any]:

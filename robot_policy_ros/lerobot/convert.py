@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.checkpoint.config import CameraInput, NormalizationStats
+from robot_policy_ros.checkpoint.config import CameraInput, DeploymentDefaults, NormalizationStats
 from robot_policy_ros.core.joint_limits import JointLimits
 from robot_policy_ros.lerobot.act import (
     act_hyperparameters,
@@ -279,4 +279,9 @@ def import_lerobot(
         },
         "deployment": deployment,
     }
-    return save_checkpoint(policy, out_dir, provenance=provenance)
+    recorded = DeploymentDefaults(
+        n_action_steps=min(int(deployment["n_action_steps"]), config.chunk_size),
+        temporal_ensemble_coeff=deployment["temporal_ensemble_coeff"],
+        source="lerobot",
+    )
+    return save_checkpoint(policy, out_dir, provenance=provenance, deployment=recorded)

@@ -11,6 +11,11 @@ oldest. The same behaviour here:
 - temporal ensembling: ``inference_trigger: rate`` at ``inference_rate_hz = f``,
   ``blending: temporal_ensemble``, ``ensemble_k = coeff`` (the streamer's weights have the
   same convention).
+
+The imported checkpoint records them in its config.json ``deployment`` section, and
+policy_node / command_streamer apply them wherever the user sets no parameter
+(robot_policy_ros.core.deployment); the parameters file written here states them
+explicitly, for a launch that should not depend on that.
 """
 
 from __future__ import annotations
@@ -18,23 +23,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from robot_policy_ros.core.deployment import checkpoint_parameters
+
 
 def deployment_parameters(
     deployment: dict[str, Any], chunk_size: int, fps: float
 ) -> dict[str, dict[str, Any]]:
-    """{"policy_node": {...}, "command_streamer": {...}} for LeRobot's deployment defaults."""
-    coeff = deployment.get("temporal_ensemble_coeff")
-    if coeff is not None:
-        return {
-            "policy_node": {"inference_trigger": "rate", "inference_rate_hz": float(fps)},
-            "command_streamer": {"blending": "temporal_ensemble", "ensemble_k": float(coeff)},
-        }
-    k = int(deployment.get("n_action_steps", chunk_size))
-    threshold = max(0.0, (chunk_size - min(k, chunk_size)) / float(fps))
-    return {
-        "policy_node": {"inference_trigger": "horizon", "refill_threshold_s": threshold},
-        "command_streamer": {"blending": "replace"},
-    }
+    """{"policy_node": {...}, "command_streamer": {...}} for LeRobot's deployment defaults
+    (the rules of robot_policy_ros.core.deployment, which applies them at run time)."""
+    return checkpoint_parameters(
+        deployment.get("n_action_steps"),
+        deployment.get("temporal_ensemble_coeff"),
+        chunk_size,
+        fps,
+    )
 
 
 def write_params_file(path: str | Path, params: dict[str, dict[str, Any]], note: str) -> Path:

@@ -55,8 +55,17 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_policy_ros.core.chunk_buffer import BlendConfig, BlendMode
+from robot_policy_ros.core.deployment import (
+    DEPLOYMENT_PARAMETERS,
+    Resolved,
+    deployment_of,
+    describe_resolved,
+    resolve_parameters,
+)
+from robot_policy_ros.core.deployment import diagnostic_values as deployment_diagnostics
 from robot_policy_ros.core.diagnostics import RateTracker
 from robot_policy_ros.core.joint_limits import JointLimits
+from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.core.streamer import (
     ChunkRejectedError,
     EStopPublishers,
@@ -329,6 +338,7 @@ class CommandStreamer(ManagedNode):
         self.core: StreamerCore | None = None
         self.published = 0
         self.tick_errors = 0
+        self.deployment: dict[str, Resolved] = {}  # blending/ensemble_k in use and source
         self.state = "unconfigured"
 
     # -- configuration -----------------------------------------------------------------------
@@ -340,6 +350,7 @@ class CommandStreamer(ManagedNode):
         self.num_joints = len(self.joint_names)
         self.rate_hz = params["control_rate_hz"]
         self.period = 1.0 / self.rate_hz
+        self.deployment = self._resolve_deployment(params)
         blend = BlendConfig(
             mode=BlendMode(params["blending"]),
             ensemble_k=params["ensemble_k"],
@@ -450,6 +461,35 @@ class CommandStreamer(ManagedNode):
             f"blending {blend.mode.value}, command_interface {params['command_interface']}, "
             f"acceleration limit {'on' if self.core.acceleration_limited else 'off'}{deadman}"
         )
+
+    def _resolve_deployment(self, params: dict[str, Any]) -> dict[str, Resolved]:
+        """Blending and ensemble_k: the user's parameter, else the checkpoint's deployment
+        section, else the built-in default (core/deployment.py); ``params`` is updated to
+        the values in use."""
+        ckpt: dict[str, dict[str, Any]] = {}
+        if params["checkpoint"]:
+            from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
+
+            try:
+                ckpt = deployment_of(read_checkpoint_config(params["checkpoint"]))
+            except (CheckpointError, OSError) as exc:
+                raise ConfigurationError(
+                    f"parameter 'checkpoint' = {params['checkpoint']!r}: {exc}"
+                ) from exc
+        try:
+            resolved = resolve_parameters(
+                SPECS,
+                params,
+                self.user_set_parameters,
+                ckpt.get(NODE_NAME, {}),
+                DEPLOYMENT_PARAMETERS[NODE_NAME],
+            )
+        except ParameterError as exc:
+            raise ConfigurationError(f"checkpoint {params['checkpoint']!r}: {exc}") from exc
+        for name, r in resolved.items():
+            params[name] = r.value
+        self.log.info(f"deployment: {describe_resolved(resolved)}")
+        return resolved
 
     def _make_command_message(self, interface: str) -> None:
         """Preallocate the command message; each tick only copies J floats into it."""
@@ -711,6 +751,7 @@ class CommandStreamer(ManagedNode):
                 "log_lines_dropped": self.log.dropped,
             }
         )
+        values.update(deployment_diagnostics(self.deployment))
         return values
 
     def _publish_diagnostics(self) -> None:

@@ -87,6 +87,11 @@ class ManagedNode(LifecycleNode):
         self.configured = False  # inactive or active: parameters are read-only
         self.failure = ""  # why the last transition failed ("" if it did not)
         self.finalized = False  # the shutdown transition ran: the process may end
+        # Parameters the user set (core/deployment.py: only those beat a checkpoint's
+        # deployment defaults): overrides given at start (command line, launch file, params
+        # file; rclpy keeps them in _parameter_overrides) and later `ros2 param set`s.
+        overrides = getattr(self, "_parameter_overrides", {})
+        self.user_set_parameters: set[str] = {s.name for s in self.specs if s.name in overrides}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
@@ -113,6 +118,7 @@ class ManagedNode(LifecycleNode):
                 spec.validate(value)
             except ParameterError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
+        self.user_set_parameters.update(p.name for p in parameters if p.name in self._specs_by_name)
         return SetParametersResult(successful=True)
 
     def destroy_node(self) -> None:

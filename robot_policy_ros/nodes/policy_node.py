@@ -57,16 +57,19 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_policy_ros.core.clock_jumps import JumpFilter, SystemClockWatch
-from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
-from robot_policy_ros.core.images import (
-    ImageDecodeError,
-    compressed_image_size,
-    compressed_to_rgb,
-    fit_for_camera,
-    raw_to_rgb,
+from robot_policy_ros.core.deployment import (
+    DEPLOYMENT_PARAMETERS,
+    Resolved,
+    deployment_of,
+    describe_resolved,
+    resolve_parameters,
 )
-from robot_policy_ros.core.obs_history import Entry, ObservationHistory
+from robot_policy_ros.core.deployment import diagnostic_values as deployment_diagnostics
+from robot_policy_ros.core.diagnostics import RateTracker, WindowStats
+from robot_policy_ros.core.images import ImageDecodeError
+from robot_policy_ros.core.obs_history import ObservationHistory
 from robot_policy_ros.core.observation import JOINTS, ObservationGate
+from robot_policy_ros.core.observation_builder import ObservationBuilder
 from robot_policy_ros.core.observation_health import (
     JointStateError,
     JointStateMapper,
@@ -74,6 +77,7 @@ from robot_policy_ros.core.observation_health import (
     arm_mismatches,
     parse_camera_sizes,
 )
+from robot_policy_ros.core.params import ParameterError
 from robot_policy_ros.core.state_jumps import StateJumpDetector
 from robot_policy_ros.nodes.lifecycle import (
     CHUNK_QOS,
@@ -155,6 +159,7 @@ class PolicyNode(ManagedNode):
         self._published_end = -math.inf
         self._history: ObservationHistory | None = None
         self.last_history_offsets: list[float] = []  # frame stamp - observation stamp
+        self.deployment: dict[str, Resolved] = {}  # trigger/threshold/rate in use and source
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -216,16 +221,12 @@ class PolicyNode(ManagedNode):
                 + "; ".join(problems)
                 + " (use the checkpoint trained for this arm, or fix arm_joint_names/arm_cameras)"
             )
+        self.deployment = self._resolve_deployment(params)
         self.predictor = self._make_predictor(policy, params)
         self.policy = policy
         self.joint_names = list(policy.joint_names)
         self.camera_names = list(policy.camera_names)
         self.image_shapes = dict(policy.image_shapes)
-        # How each camera's frames become the model's images: as in training (the checkpoint
-        # records the transform and the trained-on frame size), or as image_fit chooses.
-        self._trained_cameras = {c.name: c for c in policy.config.cameras}
-        self._image_fit = params["image_fit"]
-        self._fits: dict[tuple[str, int, int], str] = {}
         self.fps = float(policy.fps)
         self.chunk_span = (policy.chunk_size - 1) / self.fps
         self.gate = ObservationGate(self.camera_names, params["max_observation_age_s"])
@@ -236,16 +237,16 @@ class PolicyNode(ManagedNode):
         self._stamps = StampWatch()
         self._published_end = -math.inf
         self.n_obs_steps = int(policy.n_obs_steps)
-        self._history = (
-            ObservationHistory(
-                [*self.camera_names, JOINTS],
-                self.n_obs_steps,
-                self.fps,
-                keep_margin_s=params["max_observation_age_s"] + 1.0 / self.fps,
-            )
-            if self.n_obs_steps > 1
-            else None
+        # Messages -> Observation (image conversion as in training, the history by stamp):
+        # core/observation_builder.py, shared with the bag replay (data/replay.py).
+        self._builder = ObservationBuilder(
+            policy.config.cameras,
+            self.n_obs_steps,
+            self.fps,
+            image_fit=params["image_fit"],
+            keep_margin_s=params["max_observation_age_s"] + 1.0 / self.fps,
         )
+        self._history = self._builder.history
         self._warm_up()
         self._watch_clock_jumps(params["max_clock_jump_s"])
 
@@ -289,6 +290,28 @@ class PolicyNode(ManagedNode):
                 else ""
             )
         )
+
+    def _resolve_deployment(self, params: dict[str, Any]) -> dict[str, Resolved]:
+        """Trigger, refill threshold and rate: the user's parameter, else the checkpoint's
+        deployment section, else the built-in default (core/deployment.py); ``params`` is
+        updated to the values in use."""
+        from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
+
+        try:
+            ckpt = deployment_of(read_checkpoint_config(params["checkpoint"]))
+            resolved = resolve_parameters(
+                SPECS,
+                params,
+                self.user_set_parameters,
+                ckpt.get(NODE_NAME, {}),
+                DEPLOYMENT_PARAMETERS[NODE_NAME],
+            )
+        except (CheckpointError, OSError, ParameterError) as exc:
+            raise ConfigurationError(f"checkpoint {params['checkpoint']!r}: {exc}") from exc
+        for name, r in resolved.items():
+            params[name] = r.value
+        self.log.info(f"deployment: {describe_resolved(resolved)}")
+        return resolved
 
     def _make_predictor(self, policy: Any, params: dict[str, Any]) -> Any:
         from robot_policy_ros.inference import make_predictor
@@ -388,27 +411,6 @@ class PolicyNode(ManagedNode):
         self.state = "inactive"
 
     # -- callbacks: store references only ------------------------------------------------------
-
-    def _fit_for(self, camera: str, height: int, width: int) -> str:
-        """The image fit for this camera's frames of this size (cached; refusals raise)."""
-        key = (camera, int(height), int(width))
-        fit = self._fits.get(key)
-        if fit is None:
-            if height <= 0 or width <= 0:
-                raise ImageDecodeError(f"image has no pixels: height={height}, width={width}")
-            spec = self._trained_cameras[camera]
-            fit = fit_for_camera(
-                camera,
-                (int(height), int(width)),
-                (spec.height, spec.width),
-                spec.source_shape,
-                spec.fit,
-                self._image_fit,
-            )
-            if len(self._fits) > 64:
-                self._fits.clear()
-            self._fits[key] = fit
-        return fit
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -588,8 +590,6 @@ class PolicyNode(ManagedNode):
         """
         if epoch is None:
             epoch = self._jumps.epoch
-        from robot_policy_ros.policies.base import Observation
-
         gate = self.gate.snapshot(self._now())
         frozen = [p for p in map(self._stamps.problem, self.camera_names) if p]
         if not gate.ok or frozen:
@@ -600,53 +600,21 @@ class PolicyNode(ManagedNode):
             self._log("stale", "warning", f"no inference: {reason}")
             return False
         self.stale_reason = ""
-        history: list[Observation] | None = None
-        name = ""
         try:
-            if self._history is None:
-                images = {}
-                for name, msg in gate.images.items():
-                    images[name] = self._to_rgb(name, msg)
-                joints = gate.joints
-            else:
-                with self._jump_lock:
-                    try:
-                        frames = self._history.frames(gate.stamp, gate.stamps)
-                    except KeyError:
-                        return False  # cleared by a clock jump since the snapshot
-                    # the stored entries, so that their conversions serve later inferences
-                    current = {
-                        n: self._history.at(n, gate.stamps[n], gate.images[n])
-                        for n in self.camera_names
-                    }
-                images = {}
-                for name, entry in current.items():
-                    images[name] = self._entry_rgb(name, entry)
-                joints = gate.joints
-                history = []
-                for frame in frames:
-                    imgs = {}
-                    for name in self.camera_names:
-                        imgs[name] = self._entry_rgb(name, frame[name])
-                    history.append(
-                        Observation(
-                            images=imgs,
-                            joint_positions=frame[JOINTS].payload,
-                            stamp=frame[self.camera_names[0]].stamp,
-                        )
-                    )
-                first = self.camera_names[0]
-                self.last_history_offsets = [
-                    frame[first].stamp - gate.stamps[first] for frame in frames
-                ] + [0.0]
+            built = self._builder.build(gate, self._jump_lock)
         except ImageDecodeError as exc:
             # The whole observation is dropped (never a partly decoded frame); the node keeps
             # serving and infers again from the camera's next good frame.
+            name = getattr(exc, "camera", "")
             self.images_rejected += 1
             self.state = f"bad image from camera '{name}': {exc}"
             self._log("image", "error", f"camera '{name}': {exc}")
             return False
-        obs = Observation(images=images, joint_positions=joints, stamp=gate.stamp, history=history)
+        if built is None:
+            return False  # cleared by a clock jump since the snapshot
+        obs, offsets = built
+        if self._history is not None:
+            self.last_history_offsets = offsets
         t0 = time.perf_counter()
         chunk = self.predictor.predict_chunk(obs)
         self.latency.add(time.perf_counter() - t0)
@@ -674,31 +642,6 @@ class PolicyNode(ManagedNode):
         self.obs_age.add(gate.max_age)
         self.state = "running"
         return True
-
-    def _to_rgb(self, name: str, msg: Image | CompressedImage) -> np.ndarray:
-        """One camera message -> uint8 RGB at the checkpoint's size (raises ImageDecodeError)."""
-        size = self.image_shapes[name]
-        if isinstance(msg, CompressedImage):
-            _fmt, width, height = compressed_image_size(msg.data)
-            fit = self._fit_for(name, height, width)
-            return compressed_to_rgb(msg.data, size, fit)
-        fit = self._fit_for(name, msg.height, msg.width)
-        return raw_to_rgb(
-            msg.encoding,
-            msg.height,
-            msg.width,
-            msg.step,
-            msg.data,
-            size,
-            bool(msg.is_bigendian),
-            fit,
-        )
-
-    def _entry_rgb(self, name: str, entry: Entry) -> np.ndarray:
-        """A history entry's image, converted once and kept with the entry."""
-        if entry.converted is None:
-            entry.converted = self._to_rgb(name, entry.payload)
-        return entry.converted
 
     # -- diagnostics -----------------------------------------------------------------------------
 
@@ -732,6 +675,7 @@ class PolicyNode(ManagedNode):
                 ),
             }
         )
+        values.update(deployment_diagnostics(self.deployment))
         for name, age in ages.items():
             values[f"age_{name}_ms"] = 1e3 * age
         for name in self.camera_names:

@@ -39,13 +39,17 @@ SPECS: list[ParamSpec] = [
     ParamSpec(
         "blending",
         "replace",
-        "How overlapping chunks are combined.",
+        "How overlapping chunks are combined. Not set: the checkpoint's deployment section "
+        "decides where it has one (temporal_ensemble where it records a "
+        "temporal_ensemble_coeff, else replace); the log and diagnostics name the value used "
+        "and its source.",
         choices=tuple(m.value for m in BlendMode),
     ),
     ParamSpec(
         "ensemble_k",
         0.01,
-        "temporal_ensemble: weight of the i-th oldest chunk is exp(-ensemble_k * i).",
+        "temporal_ensemble: weight of the i-th oldest chunk is exp(-ensemble_k * i). Not set: "
+        "the checkpoint's deployment temporal_ensemble_coeff where it records one.",
         min_value=0.0,
         max_value=100.0,
     ),

@@ -93,7 +93,9 @@ SPECS: list[ParamSpec] = [
         "inference_trigger",
         "horizon",
         "horizon: infer when the time still covered by published chunks falls below "
-        "refill_threshold_s; rate: infer at inference_rate_hz.",
+        "refill_threshold_s; rate: infer at inference_rate_hz. Not set: the checkpoint's "
+        "deployment section decides where it has one (temporal ensembling: rate, else "
+        "horizon); the log and diagnostics name the value used and its source.",
         choices=("horizon", "rate"),
     ),
     ParamSpec(
@@ -109,14 +111,17 @@ SPECS: list[ParamSpec] = [
     ParamSpec(
         "refill_threshold_s",
         0.5,
-        "horizon trigger: infer when less than this many seconds of published actions remain.",
+        "horizon trigger: infer when less than this many seconds of published actions remain. "
+        "Not set: (chunk_size - n_action_steps) / fps where the checkpoint's deployment "
+        "section records n_action_steps (the policy executes that many actions per chunk).",
         min_value=0.0,
         max_value=600.0,
     ),
     ParamSpec(
         "inference_rate_hz",
         10.0,
-        "rate trigger: inferences per second (back to back if inference is slower).",
+        "rate trigger: inferences per second (back to back if inference is slower). Not set: "
+        "the checkpoint's fps where its deployment section asks for temporal ensembling.",
         min_value=0.01,
         max_value=1000.0,
     ),
