@@ -4,8 +4,8 @@ sets them: config.json parsing and the rclpy-free resolution (core/deployment.py
 from __future__ import annotations
 
 import pytest
-from robot_policy_ros.checkpoint_config import CheckpointError, DeploymentDefaults
 
+from robot_policy_ros.checkpoint.config import CheckpointError, DeploymentDefaults
 from robot_policy_ros.core.deployment import (
     BUILT_IN,
     DEPLOYMENT_PARAMETERS,
@@ -116,8 +116,9 @@ def test_deployment_section_round_trips_and_is_validated() -> None:
 
 
 def test_config_json_deployment_section_is_optional_and_checked_against_chunk(tmp_path) -> None:
-    from robot_policy_ros.checkpoint_config import CheckpointConfig, read_checkpoint_config
     from runtime_fakes import make_checkpoint
+
+    from robot_policy_ros.checkpoint.config import CheckpointConfig, read_checkpoint_config
 
     ckpt = make_checkpoint(tmp_path / "ckpt")
     cfg = read_checkpoint_config(ckpt)
@@ -166,10 +167,10 @@ def test_node_knows_which_parameters_the_user_set(rclpy_context) -> None:
 
 def test_deployment_section_is_written_and_kept_by_import_weights(tmp_path) -> None:
     import torch
-    from robot_policy_ros.checkpoint_config import read_checkpoint_config
     from runtime_fakes import make_checkpoint
 
-    from robot_policy_ros.checkpoint import import_weights, load_checkpoint, save_checkpoint
+    from robot_policy_ros.checkpoint.config import read_checkpoint_config
+    from robot_policy_ros.checkpoint.weights import import_weights, load_checkpoint, save_checkpoint
 
     policy = load_checkpoint(make_checkpoint(tmp_path / "plain", chunk_size=10))
     dep = DeploymentDefaults(n_action_steps=4, temporal_ensemble_coeff=None, source="test")

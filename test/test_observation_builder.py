@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from robot_policy_ros.checkpoint_config import CameraSpec
 
+from robot_policy_ros.checkpoint.config import CameraInput
 from robot_policy_ros.core.images import fit_rgb, rgb_to_raw
 from robot_policy_ros.core.observation import JOINTS, ObservationGate
 from robot_policy_ros.core.observation_builder import CameraImageError, ObservationBuilder
 
-CAMERAS = [CameraSpec(name="front", height=16, width=16)]
+CAMERAS = [CameraInput(name="front", height=16, width=16)]
 
 
 def raw_msg(img: np.ndarray, encoding: str = "rgb8") -> SimpleNamespace:

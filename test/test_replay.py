@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from runtime_fakes import JOINTS, make_checkpoint
 
-from robot_policy_ros.checkpoint import load_checkpoint
+from robot_policy_ros.checkpoint.weights import load_checkpoint
 from robot_policy_ros.core.images import fit_rgb
 from robot_policy_ros.data.bag_writer import BagWriter, default_typestore, make_qos
 from robot_policy_ros.data.replay import ReplayError, replay_bags

@@ -1,7 +1,7 @@
 """Deployment defaults: which refill threshold and blending a checkpoint runs with.
 
 A checkpoint may record how it was meant to be run (config.json's ``deployment`` section,
-:class:`~robot_policy_ros.checkpoint_config.DeploymentDefaults`; LeRobot imports record
+:class:`~robot_policy_ros.checkpoint.config.DeploymentDefaults`; LeRobot imports record
 LeRobot's ``n_action_steps`` and ``temporal_ensemble_coeff``). These become the values of
 the deployment parameters a user did not set; a parameter the user set always wins:
 

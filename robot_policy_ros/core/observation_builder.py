@@ -52,7 +52,7 @@ class ObservationBuilder:
     """Builds Observations for one checkpoint (see the module docstring).
 
     Args:
-        cameras: the checkpoint's CameraSpecs (name, model size, trained fit and frame size).
+        cameras: the checkpoint's CameraInputs (name, model size, trained fit and frame size).
         n_obs_steps / fps: the policy's observation history and rate.
         image_fit: policy_node's ``image_fit`` parameter ("checkpoint" or a fit).
         keep_margin_s: how much older than the history span stored entries are kept.

@@ -313,8 +313,8 @@ def replay_bags(
     Raises ReplayError / BagReadError naming the bag and the fix; CheckpointError for the
     checkpoint.
     """
-    from robot_policy_ros.checkpoint import load_checkpoint
-    from robot_policy_ros.checkpoint_config import read_checkpoint_config
+    from robot_policy_ros.checkpoint.config import read_checkpoint_config
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
     from robot_policy_ros.inference import make_predictor
 
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:

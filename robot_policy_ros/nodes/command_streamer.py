@@ -468,7 +468,7 @@ class CommandStreamer(ManagedNode):
         the values in use."""
         ckpt: dict[str, dict[str, Any]] = {}
         if params["checkpoint"]:
-            from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
+            from robot_policy_ros.checkpoint.config import CheckpointError, read_checkpoint_config
 
             try:
                 ckpt = deployment_of(read_checkpoint_config(params["checkpoint"]))

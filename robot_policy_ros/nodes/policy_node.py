@@ -295,7 +295,7 @@ class PolicyNode(ManagedNode):
         """Trigger, refill threshold and rate: the user's parameter, else the checkpoint's
         deployment section, else the built-in default (core/deployment.py); ``params`` is
         updated to the values in use."""
-        from robot_policy_ros.checkpoint_config import CheckpointError, read_checkpoint_config
+        from robot_policy_ros.checkpoint.config import CheckpointError, read_checkpoint_config
 
         try:
             ckpt = deployment_of(read_checkpoint_config(params["checkpoint"]))
