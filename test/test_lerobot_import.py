@@ -1,7 +1,7 @@
 """import-lerobot / predict: LeRobot checkpoints give LeRobot's own actions; bad folders refused.
 
 The fixtures in test/fixtures/lerobot/ are real LeRobot ACT and Diffusion checkpoints
-(0.6.1 and 0.4.4 in the processor layout, 0.3.3 in the legacy layout with the statistics
+(0.6.1, 0.5.1 and 0.4.4 in the processor layout, 0.3.3 in the legacy layout with the statistics
 inside model.safetensors; fixture.json names the version) written by
 tools/make_lerobot_fixtures.py with LeRobot's own classes and save_pretrained,
 model.safetensors packed losslessly; io.npz holds fixed inputs and the actions LeRobot

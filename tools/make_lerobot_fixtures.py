@@ -467,6 +467,28 @@ SPECS = {
             "ACTION": NormalizationMode.MEAN_STD,
         },
     },
+    # LeRobot 0.5: three cameras of three sizes (ImageNet statistics for the first, the
+    # dataset's for the others), gelu, MIN_MAX actions, one encoder layer.
+    "act_three_cameras": {
+        "made_with": "0.5",
+        "seed": 10,
+        "joints": 5,
+        "cameras": {
+            "observation.images.left": (40, 40),
+            "observation.images.right": (48, 64),
+            "observation.images.wrist": (32, 56),
+        },
+        "chunk_size": 8,
+        "n_action_steps": 4,
+        "pre_norm": False,
+        "activation": "gelu",
+        "n_encoder_layers": 1,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MIN_MAX,
+        },
+    },
     # LeRobot 0.4: no VAE (no VAE weights saved), three encoder and two decoder layers,
     # MIN_MAX images with dataset min/max, unnormalised (IDENTITY) state, one camera.
     "act_no_vae_two_decoder_layers": {
