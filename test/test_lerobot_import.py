@@ -1,10 +1,11 @@
 """import-lerobot / predict: LeRobot checkpoints give LeRobot's own actions; bad folders refused.
 
-The fixtures in test/fixtures/lerobot/ are real LeRobot 0.6.1 ACT and Diffusion checkpoints
-(fixture.json names the version) written by tools/make_lerobot_fixtures.py with LeRobot's
-own classes and save_pretrained, model.safetensors packed losslessly; io.npz holds
-fixed inputs and the actions LeRobot returned for them (predict_action_chunk followed by
-the postprocessor), in LeRobot's units (degrees here).
+The fixtures in test/fixtures/lerobot/ are real LeRobot ACT and Diffusion checkpoints
+(0.6.1, 0.5.1 and 0.4.4 in the processor layout, 0.3.3 in the legacy layout with the statistics
+inside model.safetensors; fixture.json names the version) written by
+tools/make_lerobot_fixtures.py with LeRobot's own classes and save_pretrained,
+model.safetensors packed losslessly; io.npz holds fixed inputs and the actions LeRobot
+returned for them, in LeRobot's units (degrees here). Every fixture folder is tested.
 """
 
 from __future__ import annotations
@@ -27,14 +28,20 @@ from robot_policy_ros import cli
 from robot_policy_ros.lerobot.source import LeRobotImportError, read_lerobot_folder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
-NAMES = (
-    "act_one_camera",
-    "act_two_cameras",
-    "diffusion_two_cameras",
-    "diffusion_group_norm_one_camera",
-    "diffusion_separate_encoders_ddpm",
-)
+# Every fixture folder, so a new one is compared with LeRobot without editing this list.
+NAMES = tuple(sorted(p.name for p in FIXTURES.iterdir() if (p / "io.npz").is_file()))
 TOLERANCE = 1e-4
+
+
+def fixture_record(name: str) -> dict:
+    """fixture.json: the LeRobot version that wrote the fixture and the spec it was built from."""
+    return json.loads((FIXTURES / name / "fixture.json").read_text())
+
+
+def made_before_processors(name: str) -> bool:
+    """LeRobot before 0.4 had no processor pipeline (the legacy layout)."""
+    major, minor = (int(x) for x in fixture_record(name)["lerobot_version"].split(".")[:2])
+    return (major, minor) < (0, 4)
 
 
 def lerobot_folder(name: str, tmp_path: Path) -> Path:
@@ -69,20 +76,29 @@ def unpack_model(packed: Path, record: Path) -> bytes:
     return raw
 
 
-def units_for(j: int) -> tuple[str, np.ndarray, np.ndarray]:
+def units_for(j: int, gripper_scale: float = 0.0004) -> tuple[str, np.ndarray, np.ndarray]:
     """Degrees for every joint but the last (a gripper 0..100 mapped to metres-like units)."""
     scale = np.full(j, math.pi / 180.0)
     offset = np.zeros(j)
-    scale[-1], offset[-1] = 0.0004, 0.01
-    text = ",".join(["deg"] * (j - 1) + ["0.0004:0.01"])
+    scale[-1], offset[-1] = gripper_scale, 0.01
+    text = ",".join(["deg"] * (j - 1) + [f"{gripper_scale}:0.01"])
     return text, scale, offset
+
+
+def state_is_unnormalised(name: str) -> bool:
+    """The fixture's LeRobot config leaves the state as it is (IDENTITY)."""
+    cfg = json.loads((FIXTURES / name / "config.json").read_text())
+    return cfg["normalization_mapping"].get("STATE", "IDENTITY") == "IDENTITY"
 
 
 def import_and_predict(name: str, src: Path, tmp_path: Path, capsys) -> tuple[np.ndarray, ...]:
     """Run import-lerobot then predict via the CLI; (predicted, expected) in ROS units."""
     io = np.load(FIXTURES / name / "io.npz")
     j = io["state"].shape[-1]
-    text, scale, offset = units_for(j)
+    # An unnormalised state keeps the unit scale itself as its scale, which must be at
+    # least the 1e-3 joint units the project's normaliser can represent (see
+    # test_unnormalised_state_with_a_tiny_unit_scale_refused).
+    text, scale, offset = units_for(j, 0.002 if state_is_unnormalised(name) else 0.0004)
     joints = ",".join(f"joint{i}" for i in range(j))
     ckpt = tmp_path / f"{name}_ckpt"
     rc = cli.main(
@@ -126,15 +142,32 @@ def import_and_predict(name: str, src: Path, tmp_path: Path, capsys) -> tuple[np
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_imported_act_returns_lerobot_actions(name: str, tmp_path: Path, capsys) -> None:
-    predicted, expected, _ = import_and_predict(
-        name, lerobot_folder(name, tmp_path), tmp_path, capsys
-    )
+def test_imported_policy_returns_lerobot_actions(name: str, tmp_path: Path, capsys) -> None:
+    src = lerobot_folder(name, tmp_path)
+    want_layout = "legacy" if made_before_processors(name) else "processor"
+    assert read_lerobot_folder(src).layout == want_layout
+    predicted, expected, _ = import_and_predict(name, src, tmp_path, capsys)
     assert predicted.dtype == np.float64
     assert predicted.shape == expected.shape
     assert np.abs(predicted - expected).max() < TOLERANCE
     # The samples differ from one another: a comparison that could fail.
     assert np.abs(expected[0] - expected[1]).max() > 100 * TOLERANCE
+
+
+def test_fixtures_cover_both_layouts_and_several_lerobot_versions() -> None:
+    """Real checkpoints of each policy type in each layout, from more than one release."""
+    seen = {
+        (fixture_record(n)["lerobot_version"], n.split("_")[0], made_before_processors(n))
+        for n in NAMES
+    }
+    for policy in ("act", "diffusion"):
+        for legacy in (True, False):
+            assert any(p == policy and lg == legacy for _, p, lg in seen), (policy, legacy)
+    assert len({v for v, _, lg in seen if not lg}) >= 2  # processor layout: two releases
+    for name in NAMES:
+        src = FIXTURES / name
+        has_processor_files = (src / "policy_preprocessor.json").is_file()
+        assert has_processor_files != made_before_processors(name), name
 
 
 def test_diffusion_import_uses_lerobot_layout_options(tmp_path: Path, capsys) -> None:
@@ -311,6 +344,29 @@ def test_degenerate_statistics_refused(tmp_path: Path, capsys) -> None:
     stats["observation.state.std"][2] = 0.0
     save_file(stats, str(f))
     assert "degenerate statistics" in _refused(src, tmp_path, capsys)
+
+
+def test_unnormalised_state_with_a_tiny_unit_scale_refused(tmp_path: Path, capsys) -> None:
+    """IDENTITY state: the unit scale is the normaliser's scale, and one under 1e-3 cannot be
+    reproduced; the refusal says so rather than blaming the statistics."""
+    name = "act_no_vae_two_decoder_layers"
+    assert state_is_unnormalised(name)
+    src = lerobot_folder(name, tmp_path)
+    rc = cli.main(
+        [
+            "import-lerobot",
+            str(src),
+            "--out",
+            str(tmp_path / "c"),
+            "--joints",
+            "a,b,c,d",
+            "--units",
+            "deg,deg,deg,0.0004:0.01",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and not (tmp_path / "c" / "config.json").exists()
+    assert "IDENTITY" in err and "d (0.0004)" in err and "degenerate" not in err
 
 
 def test_env_state_input_refused(tmp_path: Path, capsys) -> None:

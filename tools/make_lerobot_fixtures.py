@@ -1,12 +1,23 @@
 """Build the LeRobot test fixtures in test/fixtures/lerobot/ (run in a LeRobot venv, not by CI).
 
-    /work/lerobot-venv/bin/python tools/make_lerobot_fixtures.py
+    /work/lerobot-venvs/v061/bin/python tools/make_lerobot_fixtures.py [NAME ...]
 
 Each fixture is a real LeRobot ``pretrained_model`` folder written by LeRobot's own
-``save_pretrained`` (policy, pre- and post-processor) for a small ACT policy whose every
-weight and statistic is set from a seeded generator, plus ``io.npz``: fixed inputs in
-LeRobot's units and the actions LeRobot itself returns for them
-(``predict_action_chunk`` followed by the postprocessor).
+``save_pretrained`` for a small ACT or Diffusion policy whose every weight and statistic is
+set from a seeded generator, plus ``io.npz``: fixed inputs in LeRobot's units and the
+actions LeRobot itself returns for them.
+
+Every spec names the LeRobot release it is made with (``made_with``: "0.3", "0.4", "0.5" or
+"0.6"); a run builds the specs of the installed release only, so each venv (one per
+release, e.g. ``pip install lerobot==0.3.3``) writes its own fixtures:
+- LeRobot >= 0.4 saves the processor pipeline (policy_preprocessor.json / postprocessor)
+  with the statistics in its state files; the actions are ``predict_action_chunk``
+  followed by the postprocessor.
+- LeRobot 0.3 keeps the statistics as normalisation buffers inside model.safetensors
+  (the "legacy" layout) and normalises inside the policy; the actions are what its
+  ``predict_action_chunk`` returns (Diffusion: after the observation queues are filled
+  as ``select_action`` fills them, with the initial noise drawn from torch's generator
+  seeded just before, the same numbers stored as ``noise``).
 
 To keep the committed files small, every tensor longer than a short period repeats a
 seeded random vector of that period (a different one for every tensor; 31 numbers in the
@@ -39,7 +50,13 @@ from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
-from lerobot.policies.factory import make_pre_post_processors
+
+LEROBOT_VERSION = importlib.metadata.version("lerobot")
+RELEASE = ".".join(LEROBOT_VERSION.split(".")[:2])  # e.g. "0.3"
+# Before 0.4 there is no processor pipeline: the policy normalises with buffers it saves.
+LEGACY = tuple(int(x) for x in RELEASE.split(".")) < (0, 4)
+if not LEGACY:
+    from lerobot.policies.factory import make_pre_post_processors
 
 DEFAULT_MAPPING = {
     "VISUAL": NormalizationMode.MEAN_STD,
@@ -88,28 +105,37 @@ def stats_for(rng: np.random.Generator, dim: int, lo_scale: float) -> dict[str, 
     }
 
 
+# Legacy normalisation buffers: they hold the dataset statistics, not weights.
+NORM_BUFFERS = ("normalize_inputs.", "normalize_targets.", "unnormalize_outputs.")
+
+
 def _seed_weights(policy: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         for key, t in policy.state_dict().items():
             if not t.is_floating_point():
                 continue
-            if key.endswith(("vae_encoder_pos_enc", "pos_grid")):
-                continue  # fixed tables, not weights
+            if key.endswith(("vae_encoder_pos_enc", "pos_grid")) or key.startswith(NORM_BUFFERS):
+                continue  # fixed tables and statistics, not weights
             t.copy_(seeded_values(key, tuple(t.shape), seed, tile="backbone" in key))
 
 
-def _image_stats(rng: np.random.Generator, keys) -> dict:
+def _image_stats(rng: np.random.Generator, keys, image_range: bool = False) -> dict:
+    """Per-camera statistics (ImageNet for the first camera, dataset-like for the others);
+    ``image_range``: min/max other than 0/1 as well (for MIN_MAX image normalisation)."""
     stats = {}
     for i, key in enumerate(keys):
         if i == 0:
             mean, std = IMAGENET
         else:
             mean, std = rng.uniform(0.3, 0.6, 3).tolist(), rng.uniform(0.15, 0.3, 3).tolist()
+        lo, hi = [0.0] * 3, [1.0] * 3
+        if image_range:
+            lo, hi = rng.uniform(0.0, 0.2, 3).tolist(), rng.uniform(0.75, 1.0, 3).tolist()
         stats[key] = {
             "mean": torch.tensor(mean, dtype=torch.float32).view(3, 1, 1),
             "std": torch.tensor(std, dtype=torch.float32).view(3, 1, 1),
-            "min": torch.zeros(3, 1, 1),
-            "max": torch.ones(3, 1, 1),
+            "min": torch.tensor(lo, dtype=torch.float32).view(3, 1, 1),
+            "max": torch.tensor(hi, dtype=torch.float32).view(3, 1, 1),
         }
     return stats
 
@@ -178,12 +204,14 @@ def _save(out: Path, policy, pre, post, arrays: dict, spec: dict) -> None:
     (out / "model.safetensors.pack").write_bytes(packed)
     (out / "model.safetensors").unlink()
     record = {
-        "lerobot_version": importlib.metadata.version("lerobot"),
+        "lerobot_version": LEROBOT_VERSION,
         "torch_version": torch.__version__,
         "model_safetensors_size": len(raw),
         "model_safetensors_sha256": hashlib.sha256(raw).hexdigest(),
-        "spec": {k: v for k, v in spec.items() if k != "normalization_mapping"},
+        "spec": {k: v for k, v in spec.items() if k not in ("normalization_mapping", "made_with")},
     }
+    if LEGACY:
+        record["layout"] = "legacy"
     (out / "fixture.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
 
 
@@ -230,23 +258,26 @@ def build_diffusion(name: str, spec: dict) -> None:
         use_group_norm=spec["use_group_norm"],
         spatial_softmax_num_keypoints=4,
         use_separate_rgb_encoder_per_camera=spec["separate"],
-        down_dims=(16, 32),
-        kernel_size=3,
+        down_dims=tuple(spec.get("down_dims", (16, 32))),
+        kernel_size=spec.get("kernel_size", 3),
         n_groups=4,
         diffusion_step_embed_dim=8,
+        use_film_scale_modulation=spec.get("film_scale", True),
         noise_scheduler_type=spec.get("scheduler", "DDIM"),
+        beta_schedule=spec.get("beta_schedule", "squaredcos_cap_v2"),
         normalization_mapping=spec.get("normalization_mapping", DEFAULT_MAPPING),
         num_inference_steps=spec["num_inference_steps"],
         prediction_type=spec["prediction_type"],
         clip_sample=spec["clip_sample"],
+        clip_sample_range=spec.get("clip_sample_range", 1.0),
     )
+    stats = {"observation.state": stats_for(rng, j, 1.0), "action": stats_for(rng, j, 1.0)}
+    stats.update(_image_stats(rng, spec["cameras"], spec.get("image_range", False)))
     torch.manual_seed(seed)
-    policy = DiffusionPolicy(cfg)
+    policy = DiffusionPolicy(cfg, dataset_stats=stats) if LEGACY else DiffusionPolicy(cfg)
     _seed_weights(policy, seed)
     policy.eval()
-    stats = {"observation.state": stats_for(rng, j, 1.0), "action": stats_for(rng, j, 1.0)}
-    stats.update(_image_stats(rng, spec["cameras"]))
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+    pre, post = (None, None) if LEGACY else make_pre_post_processors(cfg, dataset_stats=stats)
     out = OUT / name
     if out.exists():
         shutil.rmtree(out)
@@ -263,14 +294,53 @@ def build_diffusion(name: str, spec: dict) -> None:
     for key, img in images.items():
         obs[key] = torch.from_numpy(img).permute(0, 1, 4, 2, 3).float() / 255.0
     with torch.no_grad():
-        batch = pre(obs)
-        chunk = policy.predict_action_chunk(batch, noise=torch.from_numpy(noise))
-        actions = post(chunk).numpy()
+        if LEGACY:
+            noise, actions = _legacy_diffusion_actions(policy, obs, t, (n, spec["horizon"], j))
+        elif RELEASE in ("0.4", "0.5"):
+            # predict_action_chunk reads the observation queues only (no offline mode yet).
+            frames = _fill_queues(policy, pre(obs), t)
+            chunk = policy.predict_action_chunk(frames, noise=torch.from_numpy(noise))
+            actions = post(chunk).numpy()
+        else:
+            batch = pre(obs)
+            chunk = policy.predict_action_chunk(batch, noise=torch.from_numpy(noise))
+            actions = post(chunk).numpy()
     arrays = {"state": state, "actions": actions.astype(np.float64), "noise": noise}
     for key, img in images.items():
         arrays[f"image.{key}"] = img
     _save(out, policy, pre, post, arrays, spec)
     print(name, "ok")
+
+
+def _fill_queues(policy, batch: dict, t: int) -> dict:
+    """The policy's observation queues filled frame by frame (oldest first) as its
+    ``select_action`` fills them: cameras stacked under observation.images, then
+    ``populate_queues``. ``batch`` is normalised, (N, T, ...). Returns the last frame."""
+    from lerobot.policies.utils import populate_queues
+
+    policy.reset()
+    keys = ["observation.state", *policy.config.image_features]
+    for k in range(t):
+        frame = {key: batch[key][:, k] for key in keys}
+        frame["observation.images"] = torch.stack(
+            [frame[key] for key in policy.config.image_features], dim=-4
+        )
+        populate_queues(policy._queues, frame)
+    return frame
+
+
+def _legacy_diffusion_actions(
+    policy, obs: dict, t: int, noise_shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """LeRobot < 0.4: the policy normalises (as its ``select_action`` does) and its
+    ``predict_action_chunk`` reads the queues and unnormalises. It draws the initial noise
+    from torch's global generator: that is seeded, and the same draw returned as the noise."""
+    frame = _fill_queues(policy, policy.normalize_inputs(obs), t)
+    torch.manual_seed(1234)
+    noise = torch.randn(noise_shape, dtype=torch.float32)
+    torch.manual_seed(1234)
+    actions = policy.predict_action_chunk(frame)
+    return noise.numpy(), actions.numpy()
 
 
 def build_act(name: str, spec: dict) -> None:
@@ -293,8 +363,9 @@ def build_act(name: str, spec: dict) -> None:
         dim_model=32,
         n_heads=4,
         dim_feedforward=48,
-        n_encoder_layers=2,
-        n_decoder_layers=1,
+        n_encoder_layers=spec.get("n_encoder_layers", 2),
+        n_decoder_layers=spec.get("n_decoder_layers", 1),
+        use_vae=spec.get("use_vae", True),
         latent_dim=8,
         n_vae_encoder_layers=1,
         pre_norm=spec["pre_norm"],
@@ -302,30 +373,13 @@ def build_act(name: str, spec: dict) -> None:
         pretrained_backbone_weights=None,
         normalization_mapping=spec["normalization_mapping"],
     )
-    torch.manual_seed(seed)
-    policy = ACTPolicy(cfg)
-    with torch.no_grad():
-        for key, t in policy.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if key.endswith("vae_encoder_pos_enc"):
-                continue  # a fixed table, not a weight
-            t.copy_(seeded_values(key, tuple(t.shape), seed, tile="backbone" in key))
-    policy.eval()
-
     stats = {"observation.state": stats_for(rng, j, 1.0), "action": stats_for(rng, j, 1.0)}
-    for i, key in enumerate(spec["cameras"]):
-        if i == 0:
-            mean, std = IMAGENET
-        else:
-            mean, std = rng.uniform(0.3, 0.6, 3).tolist(), rng.uniform(0.15, 0.3, 3).tolist()
-        stats[key] = {
-            "mean": torch.tensor(mean, dtype=torch.float32).view(3, 1, 1),
-            "std": torch.tensor(std, dtype=torch.float32).view(3, 1, 1),
-            "min": torch.zeros(3, 1, 1),
-            "max": torch.ones(3, 1, 1),
-        }
-    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+    stats.update(_image_stats(rng, spec["cameras"], spec.get("image_range", False)))
+    torch.manual_seed(seed)
+    policy = ACTPolicy(cfg, dataset_stats=stats) if LEGACY else ACTPolicy(cfg)
+    _seed_weights(policy, seed)
+    policy.eval()
+    pre, post = (None, None) if LEGACY else make_pre_post_processors(cfg, dataset_stats=stats)
 
     out = OUT / name
     if out.exists():
@@ -345,9 +399,13 @@ def build_act(name: str, spec: dict) -> None:
         for key, img in images.items():
             obs[key] = torch.from_numpy(img[i]).permute(2, 0, 1).float() / 255.0
         with torch.no_grad():
-            batch = pre(obs)
-            chunk = policy.predict_action_chunk(batch)
-            actions.append(post(chunk).numpy()[0])
+            if LEGACY:  # the policy normalises; it wants a batch dimension
+                batch = {k: v.unsqueeze(0) for k, v in obs.items()}
+                actions.append(policy.predict_action_chunk(batch).numpy()[0])
+            else:
+                batch = pre(obs)
+                chunk = policy.predict_action_chunk(batch)
+                actions.append(post(chunk).numpy()[0])
     arrays = {"state": state, "actions": np.stack(actions).astype(np.float64)}
     for key, img in images.items():
         arrays[f"image.{key}"] = img
@@ -357,6 +415,7 @@ def build_act(name: str, spec: dict) -> None:
 
 SPECS = {
     "act_one_camera": {
+        "made_with": "0.6",
         "seed": 1,
         "joints": 6,
         "cameras": {"observation.images.front": (64, 64)},
@@ -370,6 +429,7 @@ SPECS = {
         },
     },
     "act_two_cameras": {
+        "made_with": "0.6",
         "seed": 2,
         "joints": 5,
         "cameras": {
@@ -387,6 +447,68 @@ SPECS = {
             "ACTION": NormalizationMode.MIN_MAX,
         },
     },
+    # LeRobot 0.3 (legacy layout: statistics as buffers in model.safetensors): pre-norm,
+    # two cameras of different sizes (the second with dataset statistics), MIN_MAX state and
+    # MEAN_STD actions, the whole chunk used.
+    "act_legacy_pre_norm_two_cameras": {
+        "made_with": "0.3",
+        "seed": 6,
+        "joints": 6,
+        "cameras": {
+            "observation.images.front": (48, 80),
+            "observation.images.wrist": (56, 56),
+        },
+        "chunk_size": 6,
+        "n_action_steps": 6,
+        "pre_norm": True,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MIN_MAX,
+            "ACTION": NormalizationMode.MEAN_STD,
+        },
+    },
+    # LeRobot 0.5: three cameras of three sizes (ImageNet statistics for the first, the
+    # dataset's for the others), gelu, MIN_MAX actions, one encoder layer.
+    "act_three_cameras": {
+        "made_with": "0.5",
+        "seed": 10,
+        "joints": 5,
+        "cameras": {
+            "observation.images.left": (40, 40),
+            "observation.images.right": (48, 64),
+            "observation.images.wrist": (32, 56),
+        },
+        "chunk_size": 8,
+        "n_action_steps": 4,
+        "pre_norm": False,
+        "activation": "gelu",
+        "n_encoder_layers": 1,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MEAN_STD,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MIN_MAX,
+        },
+    },
+    # LeRobot 0.4: no VAE (no VAE weights saved), three encoder and two decoder layers,
+    # MIN_MAX images with dataset min/max, unnormalised (IDENTITY) state, one camera.
+    "act_no_vae_two_decoder_layers": {
+        "made_with": "0.4",
+        "seed": 8,
+        "joints": 4,
+        "cameras": {"observation.images.front": (56, 72)},
+        "chunk_size": 12,
+        "n_action_steps": 6,
+        "pre_norm": False,
+        "use_vae": False,
+        "n_encoder_layers": 3,
+        "n_decoder_layers": 2,
+        "image_range": True,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MIN_MAX,
+            "STATE": NormalizationMode.IDENTITY,
+            "ACTION": NormalizationMode.MEAN_STD,
+        },
+    },
 }
 
 
@@ -394,6 +516,7 @@ DIFFUSION_SPECS = {
     # Two cameras through one shared BatchNorm ResNet18; resize 50x70 -> 43x47 then a centre
     # crop of 0.75 (32x35): an offset of 5.5 rows that torchvision rounds to 6.
     "diffusion_two_cameras": {
+        "made_with": "0.6",
         "seed": 3,
         "joints": 4,
         "n_obs_steps": 2,
@@ -410,6 +533,7 @@ DIFFUSION_SPECS = {
     },
     # One camera, GroupNorm ResNet18, DDIM with sample prediction, MEAN_STD state/action.
     "diffusion_group_norm_one_camera": {
+        "made_with": "0.6",
         "seed": 4,
         "joints": 3,
         "n_obs_steps": 2,
@@ -432,6 +556,7 @@ DIFFUSION_SPECS = {
     # at every step t > 0 from torch's global generator, which `predict` cannot be given, so
     # one inference step (t = 0, no added noise) keeps the actions a function of the inputs.
     "diffusion_separate_encoders_ddpm": {
+        "made_with": "0.6",
         "seed": 5,
         "joints": 4,
         "n_obs_steps": 2,
@@ -451,18 +576,71 @@ DIFFUSION_SPECS = {
             "ACTION": NormalizationMode.MEAN_STD,
         },
     },
+    # LeRobot 0.3 (legacy layout): one BatchNorm ResNet18 per camera, a 30x36 centre crop
+    # of 39x45 images (offsets of 4.5 pixels, which torchvision rounds to 4), MIN_MAX images
+    # with dataset min/max, MEAN_STD state, MIN_MAX actions.
+    "diffusion_legacy_separate_batch_norm": {
+        "made_with": "0.3",
+        "seed": 7,
+        "joints": 5,
+        "n_obs_steps": 2,
+        "horizon": 8,
+        "n_action_steps": 4,
+        "cameras": {"observation.images.front": (39, 45), "observation.images.wrist": (39, 45)},
+        "crop_shape": (30, 36),
+        "use_group_norm": False,
+        "separate": True,
+        "num_inference_steps": 3,
+        "prediction_type": "epsilon",
+        "clip_sample": True,
+        "image_range": True,
+        "normalization_mapping": {
+            "VISUAL": NormalizationMode.MIN_MAX,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MIN_MAX,
+        },
+    },
+    # LeRobot 0.4: one observation step, no crop and no resize, a three-level U-Net with
+    # kernel 5 and FiLM bias only (no scale), a linear beta schedule, DDIM sample prediction
+    # with a clip range of 0.8.
+    "diffusion_single_step_no_crop": {
+        "made_with": "0.4",
+        "seed": 9,
+        "joints": 3,
+        "n_obs_steps": 1,
+        "horizon": 8,
+        "n_action_steps": 6,
+        "cameras": {"observation.images.front": (36, 44)},
+        "crop_shape": None,
+        "use_group_norm": True,
+        "separate": False,
+        "down_dims": (16, 32, 64),
+        "kernel_size": 5,
+        "film_scale": False,
+        "beta_schedule": "linear",
+        "num_inference_steps": 10,
+        "prediction_type": "sample",
+        "clip_sample": True,
+        "clip_sample_range": 0.8,
+    },
 }
 
 
 def main() -> int:
     torch.use_deterministic_algorithms(True)
     only = set(sys.argv[1:])
-    for name, spec in SPECS.items():
-        if not only or name in only:
-            build_act(name, spec)
-    for name, spec in DIFFUSION_SPECS.items():
-        if not only or name in only:
-            build_diffusion(name, spec)
+    for specs, build in ((SPECS, build_act), (DIFFUSION_SPECS, build_diffusion)):
+        for name, spec in specs.items():
+            if only and name not in only:
+                continue
+            if spec["made_with"] != RELEASE:
+                if only:
+                    want = spec["made_with"]
+                    raise SystemExit(
+                        f"{name} is made with LeRobot {want}, this is {LEROBOT_VERSION}"
+                    )
+                continue
+            build(name, spec)
     return 0
 
 

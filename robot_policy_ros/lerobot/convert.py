@@ -102,6 +102,13 @@ def _fold(aff: Affine, scale: np.ndarray, offset: np.ndarray, what: str, joints:
     small = np.flatnonzero(std < MIN_SCALE)
     if small.size:
         bad = ", ".join(f"{joints[i]} ({std[i]:.3g})" for i in small)
+        if aff.mode == "IDENTITY":
+            # Not the statistics: LeRobot does not normalise, so the unit scale is the scale.
+            raise LeRobotImportError(
+                f"{what} is not normalised by LeRobot (IDENTITY), so its scale is the --units "
+                f"scale, below the {MIN_SCALE} joint units the project's normaliser can "
+                f"represent for {bad}; not supported yet: train with MEAN_STD or MIN_MAX for it"
+            )
         raise LeRobotImportError(
             f"{what} normalisation scale below {MIN_SCALE} joint units for {bad} (degenerate "
             "statistics: a joint that barely moved in the dataset); recompute the statistics "
