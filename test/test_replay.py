@@ -11,6 +11,7 @@ compares at the right times.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,21 @@ def test_bad_arguments_are_refused(recorded) -> None:
         replay_bags(ckpt, [bags], stride=0)
     with pytest.raises(ReplayError, match="action_source"):
         replay_bags(ckpt, [bags], action_source="future")
+
+
+def test_predict_bag_command_writes_the_report_and_plot(recorded, tmp_path, capsys) -> None:
+    """`robot-policy predict CKPT --bag ...`: the same report replay_bags gives."""
+    from robot_policy_ros.cli import main
+
+    ckpt, bags, offset, _ = recorded
+    out = tmp_path / "report.json"
+    argv = ["predict", str(ckpt), "--bag", str(bags / "offset"), "--out", str(out)]
+    code = main([*argv, "--backend", "torch"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    joints = report["overall"]["first_action"]["joints"]
+    for j, name in enumerate(JOINTS):
+        assert joints[name]["max_abs"] == pytest.approx(offset[j], abs=1e-6)
+    assert Path(report["plot"]) == out.with_suffix(".png") and out.with_suffix(".png").is_file()
+    printed = capsys.readouterr().out
+    assert "replayed 1 bag(s)" in printed and JOINTS[0] in printed

@@ -8,6 +8,11 @@ Files:
 - OUT.npz: ``actions`` float64 (N, chunk_size, J) in joint units; every sample is run from a
   reset policy, so the N samples are independent.
 
+``--bag BAG...`` instead replays recorded episodes through the checkpoint, each observation
+built exactly as policy_node builds it (robot_policy_ros.data.replay), and writes a JSON
+report of the per-joint error between predicted and demonstrated actions to ``--out``
+(plus a plot beside it): the regression test to run before a new checkpoint goes on the arm.
+
 ``--backend`` picks who runs the network, as for ``robot-policy benchmark`` and the
 policy_node (:func:`robot_policy_ros.inference.make_predictor`: ``auto``, the default, is
 the faster installed backend whose graphs match torch within 1e-4; ``torch``;
@@ -108,8 +113,47 @@ def predict_arrays(
     return np.stack(out).astype(np.float64)
 
 
+def run_bags(args: argparse.Namespace) -> int:
+    """Replay ``--bag`` episodes through the checkpoint; write the error report to --out."""
+    import json
+
+    from robot_policy_ros.data.bag_reader import TopicConfig
+    from robot_policy_ros.data.replay import replay_bags
+
+    out = Path(args.out)
+    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    topics = TopicConfig(joint_states=args.joint_states_topic, commands=args.commands_topic)
+    report = replay_bags(
+        args.checkpoint,
+        args.bag,
+        stride=args.stride,
+        backend=args.backend,
+        plot_path=plot,
+        action_source=args.action_source,
+        topics=topics,
+    )
+    out.write_text(json.dumps(report, indent=1))
+    sources = sorted({b["action_source"] for b in report["bags"]})
+    print(
+        f"replayed {len(report['bags'])} bag(s), {report['overall']['first_action']['samples']} "
+        f"observations; first action vs the demonstrated {'/'.join(sources)} (joint units):"
+    )
+    for name, e in report["overall"]["first_action"]["joints"].items():
+        if e["mean_abs"] is None:
+            print(f"  {name:<20} not demonstrated")
+            continue
+        print(
+            f"  {name:<20} mean |err| {e['mean_abs']:.4g}  rms {e['rms']:.4g}  "
+            f"max {e['max_abs']:.4g}"
+        )
+    print(f"wrote {out} and {report['plot'] or 'no plot'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a checkpoint offline on IN.npz and write OUT.npz."""
+    """Run a checkpoint offline on IN.npz and write OUT.npz (or replay --bag episodes)."""
+    if args.bag:
+        return run_bags(args)
     from robot_policy_ros.checkpoint.weights import load_checkpoint
     from robot_policy_ros.inference import make_predictor
     from robot_policy_ros.inference.export import cache_dir_for
@@ -134,10 +178,24 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
         help="run a checkpoint offline on an .npz of observations",
-        description="Run a checkpoint on IN.npz (images.<camera>, joint_positions); write OUT.npz.",
+        description="Run a checkpoint on IN.npz (images.<camera>, joint_positions); write OUT.npz. "
+        "Or replay recorded bags (--bag) and report the error against the demonstrations.",
     )
     p.add_argument("checkpoint", help="checkpoint directory")
-    p.add_argument("--inputs", required=True, help="IN.npz")
-    p.add_argument("--out", required=True, help="OUT.npz to write")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--inputs", help="IN.npz")
+    source.add_argument("--bag", nargs="+", help="bags (or folders of bags) to replay")
+    p.add_argument("--out", required=True, help="OUT.npz to write (--bag: the JSON report)")
+    g = p.add_argument_group("--bag replay")
+    g.add_argument("--stride", type=int, default=1, help="predict at every N-th frame")
+    g.add_argument("--plot", default="", help="PNG to write (default: --out with .png)")
+    g.add_argument(
+        "--action-source",
+        default="auto",
+        choices=("auto", "commands", "measured"),
+        help="what the demonstration is (auto: what the checkpoint was trained on)",
+    )
+    g.add_argument("--joint-states-topic", default="joint_states")
+    g.add_argument("--commands-topic", default="forward_position_controller/commands")
     add_backend_argument(p)
     p.set_defaults(func=run)
