@@ -148,6 +148,7 @@ class PolicyNode(ManagedNode):
         self.predictor = None
         self._configured = False
         self.latency = WindowStats(200)
+        self._latency_p95 = 0.0  # of the window, updated after every inference
         self.obs_age = WindowStats(200)
         self.chunk_rate = RateTracker(window_s=10.0, capacity=512)
         # Clock jumps: _jump_lock orders a jump's reset against a chunk's publication and
@@ -543,8 +544,14 @@ class PolicyNode(ManagedNode):
     # -- inference worker ----------------------------------------------------------------------
 
     def _due(self) -> bool:
-        """horizon trigger: is the time still covered by published chunks below threshold?"""
-        return self._published_end - self._now() < self.params["refill_threshold_s"]
+        """horizon trigger: is the time still covered by published chunks below threshold?
+
+        The threshold is never below the recent inference latency (p95): asked for later, a
+        chunk would arrive after the published ones ran out, and the arm would stop for
+        every inference (a threshold of 0, e.g. LeRobot's n_action_steps = chunk_size).
+        """
+        threshold = max(self.params["refill_threshold_s"], self._latency_p95)
+        return self._published_end - self._now() < threshold
 
     def _worker(self) -> None:
         # Inference must never run real-time (it would starve the machine): a thread inherits
@@ -618,6 +625,7 @@ class PolicyNode(ManagedNode):
         t0 = time.perf_counter()
         chunk = self.predictor.predict_chunk(obs)
         self.latency.add(time.perf_counter() - t0)
+        self._latency_p95 = self.latency.p95()
         chunk = np.asarray(chunk, dtype=np.float64)
         expected = (self.policy.chunk_size, len(self.joint_names))
         if chunk.shape != expected:

@@ -113,7 +113,9 @@ SPECS: list[ParamSpec] = [
         0.5,
         "horizon trigger: infer when less than this many seconds of published actions remain. "
         "Not set: (chunk_size - n_action_steps) / fps where the checkpoint's deployment "
-        "section records n_action_steps (the policy executes that many actions per chunk).",
+        "section records n_action_steps (the policy executes that many actions per chunk). "
+        "Never less than the recent inference latency (p95) in effect, so the next chunk "
+        "arrives before the published ones run out.",
         min_value=0.0,
         max_value=600.0,
     ),
