@@ -19,7 +19,7 @@ Sections (each a list of rows in ``results.json``):
 Not yet here (issue 14): chunk seam smoothness, resident memory and training throughput; the
 existing scripts in benchmarks/ measure some of these separately.
 
-``--smoke`` runs every section with tiny models and images in well under a minute (it is
+``--smoke`` runs every section with tiny models and images in about a minute (it is
 part of ``make test``); its figures mean nothing.
 """
 
@@ -94,8 +94,8 @@ def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["control_loop"] = {
             "families": families,
             "rates": args.loop_rates or ([200.0] if args.smoke else list(LOOP_RATES)),
-            "duration_s": args.loop_seconds or (2.0 if args.smoke else 60.0),
-            "warmup_s": 0.5 if args.smoke else 8.0,
+            "duration_s": args.loop_seconds or (1.5 if args.smoke else 60.0),
+            "warmup_s": 0.3 if args.smoke else 8.0,
             "image_hw": [224, 224],
             "backend": args.loop_backend,
             "torch_threads": 0,
@@ -106,8 +106,8 @@ def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
             "family": SMOKE_LOOP_FAMILY if args.smoke else LOOP_FAMILIES["act"],
             "image_hw": [48, 64] if args.smoke else [480, 640],
             "rate": 200.0,
-            "duration_s": args.camera_seconds or (2.0 if args.smoke else 60.0),
-            "warmup_s": 0.5 if args.smoke else 5.0,
+            "duration_s": args.camera_seconds or (1.5 if args.smoke else 60.0),
+            "warmup_s": 0.3 if args.smoke else 5.0,
             "bare_runs": 5 if args.smoke else 20,
             "backend": args.loop_backend,
             "torch_threads": 0,
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(spec) > 1:  # control_loop / camera_to_command: in a child process of their own
         from robot_policy_ros.bench.control_loop import run_in_subprocess
 
-        results.update(run_in_subprocess(spec, out / "logs"))
+        results.update(run_in_subprocess(spec, out / "logs", parallel=args.smoke))
     results["duration_s"] = time.monotonic() - t0
     results["plots"] = plots(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1))
