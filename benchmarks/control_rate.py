@@ -26,6 +26,11 @@ machine's load falls on both), one checkpoint; ``--json`` then holds every run a
 figures of each mode.
 
 Target (issue): at 50 Hz, command period p99 error <= 1 ms and no missed tick over 60 s.
+
+The fake robot, the monitor and the checkpoint/parameter helpers live in
+robot_policy_ros.bench.control_loop (also used by ``make bench``'s control_loop section,
+which compares the stack with two baselines); this script adds the stack-only views
+(receive times, callback times, policy_stack, the streamer's own windows).
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,159 +50,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from robot_policy_ros.bench.control_loop import (  # noqa: E402
+    Monitor,
+    describe,
+    make_checkpoint,
+    policy_node_args,
+    start_robot,
+    streamer_args,
+)
 from robot_policy_ros.bench.procstat import cpu_seconds, diag_number  # noqa: E402
-from robot_policy_ros.core.timing import PeriodSummary, period_summary  # noqa: E402
+from robot_policy_ros.core.timing import period_summary  # noqa: E402
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env  # noqa: E402
-
-JOINTS = [f"joint_{i}" for i in range(1, 7)]
-CAMERA = "front"
-
-
-# --------------------------------------------------------------------------------------------
-# fake robot (runs as `python benchmarks/control_rate.py --role robot ...`)
-# --------------------------------------------------------------------------------------------
-
-
-def run_robot(image_hw: tuple[int, int], joint_rate: float, camera_rate: float) -> None:
-    """Publish joint states (tracking the commands) and a camera until interrupted."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import Float64MultiArray
-
-    rclpy.init()
-    node = rclpy.create_node("fake_robot")
-    positions = [0.0] * len(JOINTS)
-    js_pub = node.create_publisher(JointState, "joint_states", 10)
-    cam_pub = node.create_publisher(Image, f"{CAMERA}/image_raw", qos_profile_sensor_data)
-    h, w = image_hw
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8).tobytes() for _ in range(4)]
-    image = Image(height=h, width=w, encoding="rgb8", step=3 * w)
-    image.header.frame_id = CAMERA
-    js = JointState(name=[*list(reversed(JOINTS)), "gripper"])  # other order + an extra joint
-    count = [0]
-
-    def on_command(msg: Float64MultiArray) -> None:
-        positions[:] = list(msg.data)
-
-    def publish_joints() -> None:
-        js.header.stamp = node.get_clock().now().to_msg()
-        js.position = [*list(reversed(positions)), 0.0]
-        js_pub.publish(js)
-
-    def publish_image() -> None:
-        image.header.stamp = node.get_clock().now().to_msg()
-        image.data = frames[count[0] % len(frames)]
-        count[0] += 1
-        cam_pub.publish(image)
-
-    node.create_subscription(Float64MultiArray, "joint_commands", on_command, 10)
-    node.create_timer(1.0 / joint_rate, publish_joints)
-    node.create_timer(1.0 / camera_rate, publish_image)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
-# --------------------------------------------------------------------------------------------
-# measurement (this process)
-# --------------------------------------------------------------------------------------------
-
-
-class Monitor:
-    """Records every command and diagnostics message; spins in a background thread."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import Float64MultiArray
-
-        rclpy.init()
-        self.node = rclpy.create_node("control_rate_monitor")
-        self.lock = threading.Lock()
-        self.recording = False
-        self.received: list[float] = []
-        self.source: list[float] = []
-        self.callback: list[float] = []
-        self.values: list[list[float]] = []
-        self.commands_seen = 0
-        self.diagnostics: dict[str, list[tuple[float, dict[str, str]]]] = {}
-        self.node.create_subscription(Float64MultiArray, "joint_commands", self._on_command, 100)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def _on_command(self, msg, info) -> None:
-        now = time.monotonic()
-        self.commands_seen += 1
-        if self.recording:
-            self.callback.append(now)
-            self.received.append(info["received_timestamp"] * 1e-9)
-            self.source.append(info["source_timestamp"] * 1e-9)
-            self.values.append(list(msg.data))
-
-    def _on_diag(self, msg) -> None:
-        for status in msg.status:
-            values = {kv.key: kv.value for kv in status.values}
-            # "/policy_node: inference" -> "policy_node" (names are fully qualified)
-            node = status.name.split(":")[0].lstrip("/")
-            with self.lock:
-                self.diagnostics.setdefault(node, []).append((time.monotonic(), values))
-
-    def latest(self, node: str) -> dict[str, str]:
-        with self.lock:
-            entries = self.diagnostics.get(node, [])
-            return dict(entries[-1][1]) if entries else {}
-
-    def window(self, node: str, since: float) -> list[dict[str, str]]:
-        with self.lock:
-            return [v for t, v in self.diagnostics.get(node, []) if t >= since]
-
-    def close(self) -> None:
-        import rclpy
-
-        self._running = False
-        self._thread.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.try_shutdown()
-
-
-def make_act_checkpoint(out: Path, fps: float, image_hw: tuple[int, int], env) -> None:
-    """A random ACT checkpoint with default hyper-parameters via the robot-policy CLI."""
-    cmd = [
-        sys.executable, "-m", "robot_policy_ros.cli", "init-checkpoint",
-        "--policy", "act",
-        "--joints", ",".join(JOINTS),
-        "--cameras", f"{CAMERA}:{image_hw[0]}x{image_hw[1]}",
-        "--fps", f"{fps:g}",
-        "--out", str(out),
-        "--seed", "0",
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, env=env, cwd=str(REPO), stdout=subprocess.DEVNULL)
-
-
-def describe(summary: PeriodSummary) -> str:
-    return (
-        f"rate {summary.rate_hz:8.3f} Hz | period error p50 {summary.error_p50_ms:6.3f} ms "
-        f"p99 {summary.error_p99_ms:6.3f} ms max {summary.error_max_ms:7.3f} ms | jitter "
-        f"{summary.jitter_ms:6.3f} ms | missed {summary.missed}"
-    )
 
 
 def _mode_figures(runs: list[dict]) -> dict[str, float | int | None]:
@@ -232,7 +94,7 @@ def compare_rosout(args: argparse.Namespace) -> int:
         checkpoint = str(Path(tmp.name) / "act")
         hw = tuple(int(v) for v in args.policy_image.split("x"))
         print(f"writing a random ACT checkpoint ({hw[0]}x{hw[1]} camera) ...")
-        make_act_checkpoint(Path(checkpoint), args.rate, hw, dict(os.environ))
+        make_checkpoint(Path(checkpoint), "act", args.rate, hw)
     common = [
         "--duration", f"{args.duration:g}", "--rate", f"{args.rate:g}", "--mode", args.mode,
         "--image", args.image, "--policy-image", args.policy_image,
@@ -320,16 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="N pairs of runs with and without /rosout, interleaved (see above)",
     )
-    parser.add_argument("--role", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    width, height = (int(v) for v in args.image.split("x"))
-    if args.role == "robot":
-        run_robot((height, width), joint_rate=100.0, camera_rate=30.0)
-        return 0
-
     if args.compare_rosout > 0:
         return compare_rosout(args)
+
+    width, height = (int(v) for v in args.image.split("x"))
 
     env = isolated_ros_env(args.domain or None)  # None: lease a free domain for this run
     domain = int(env["ROS_DOMAIN_ID"])
@@ -340,20 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoint:
         checkpoint = str(Path(tmp.name) / "act")
         print(f"writing a random ACT checkpoint ({policy_hw[0]}x{policy_hw[1]} camera) ...")
-        make_act_checkpoint(Path(checkpoint), args.rate, policy_hw, env)
+        make_checkpoint(Path(checkpoint), "act", args.rate, policy_hw)
 
-    common = ["-p", f"checkpoint:={checkpoint}"]
-    policy_params = [
-        "-p", "inference_trigger:=rate", "-p", "inference_rate_hz:=1000.0",
-        "-p", f"torch_threads:={args.torch_threads}", "-p", "max_observation_age_s:=0.5",
-        # the camera's 4:3 frames into the square model input (policy_node refuses another
-        # aspect ratio unless told how to map it)
-        "-p", "image_fit:=resize",
-    ]  # fmt: skip
-    streamer_params = [
-        "-p", f"control_rate_hz:={args.rate}",
-        "-p", f"realtime_priority:={args.realtime_priority}",
-    ]  # fmt: skip
+    common: list[str] = []
+    policy_params = policy_node_args(Path(checkpoint), "torch", args.torch_threads)
+    streamer_params = streamer_args(
+        Path(checkpoint), args.rate, ["-p", f"realtime_priority:={args.realtime_priority}"]
+    )
     if args.status_log_period > 0:
         common += ["-p", f"status_log_period_s:={args.status_log_period}"]
     if args.no_rosout:
@@ -362,16 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     procs: dict[str, NodeProcess] = {}
     monitor = None
     try:
-        procs["robot"] = NodeProcess(
-            "benchmarks.control_rate",
-            args=["--role", "robot", "--image", args.image],
-            env=env,
-            log_path=logs / "robot.log",
-        )
+        procs["robot"] = start_robot(env, (height, width), 30.0, logs / "robot.log")
         if args.mode == "stack":
+            stack_params = [*policy_params, *streamer_params[2:]]  # one checkpoint:= only
             procs["policy_stack"] = NodeProcess(
                 "robot_policy_ros.nodes.policy_stack",
-                ros_args=[*common, *policy_params, *streamer_params],
+                ros_args=[*common, *stack_params],
                 env=env,
                 log_path=logs / "stack.log",
             )
@@ -388,13 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 log_path=logs / "streamer.log",
             )
-        if args.monitor_priority > 0:
-            # Before rclpy creates the DDS threads, so that they inherit it.
-            try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.monitor_priority))
-            except OSError as exc:
-                print(f"monitor keeps normal scheduling: {exc}")
-        monitor = Monitor()
+        # SCHED_FIFO for the monitor's thread and its DDS threads only.
+        monitor = Monitor(priority=args.monitor_priority)
         print(f"domain {domain}: waiting for commands and inference ...")
         deadline = time.monotonic() + 180.0
         while time.monotonic() < deadline:
@@ -470,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"control_rate: {elapsed:.0f} s at {args.rate:g} Hz, mode {args.mode}, {os.cpu_count()} "
         f"CPUs, camera {args.image} rgb8 @30 Hz -> ACT {policy_hw[0]}x{policy_hw[1]}, "
-        f"measuring process "
-        + (f"SCHED_FIFO {args.monitor_priority}" if args.monitor_priority > 0 else "normal")
+        f"measuring thread {monitor.scheduling}"
     )
     print(f"  subscriber, DDS receive time : {describe(received)}")
     print(f"  subscriber, DDS source time  : {describe(source)}")

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from robot_policy_ros.processes import PACKAGE_ROOT, isolated_ros_env
 
 
@@ -53,5 +55,23 @@ def test_bench_smoke_run_writes_results_with_every_field(tmp_path, ros_domain) -
     assert {r["policy"] for r in results["training"]} == {"mlp", "act", "diffusion"}
     for row in results["training"]:
         assert row["samples_per_s_median"] > 0 and row["steps"] > 0
-    assert (out / "results.md").read_text().startswith("# Benchmark results")
-    assert {"inference.png", "transport.png", "seams.png"} <= {p.name for p in out.iterdir()}
+    systems = {r["system"] for r in results["control_loop"]}
+    assert systems == {"stack", "naive_timer", "chunk_loop"}
+    for row in results["control_loop"]:
+        assert row["commands"] > 10, row
+        assert row["period_error_p99_ms"] >= row["period_error_p50_ms"] >= 0
+        assert row["missed_ticks"] >= 0 and len(row["error_quantiles_ms"]) > 0
+        if row["system"] == "stack":
+            assert row["p99_ratio_naive_timer"] > 0 and row["p99_ratio_chunk_loop"] > 0
+    (camera,) = results["camera_to_command"]
+    assert camera["samples"] > 0, camera
+    latency, forward = camera["latency_ms"]["median"], camera["bare_forward_ms"]["median"]
+    # the chunk computed from a frame comes after the frame, and its first command after both
+    assert latency > camera["image_to_chunk_ms"]["min"] > 0 and forward > 0
+    assert camera["stack_overhead_ms"] == pytest.approx(latency - forward)
+    md = (out / "results.md").read_text()
+    assert md.startswith("# Benchmark results")
+    assert "## Control loop" in md and "## Camera to command" in md
+    assert "## Chunk seams" in md and "## Resident memory" in md and "## Training" in md
+    plots = {"inference.png", "transport.png", "seams.png", "control_loop.png"}
+    assert plots <= {p.name for p in out.iterdir()}

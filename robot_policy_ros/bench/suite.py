@@ -14,8 +14,14 @@ Sections (each a list of rows in ``results.json``):
   sim, running together (bench.memory).
 - ``training``: samples/s of ``robot-policy train`` per family at the demo's CPU sizes, on
   synthetic bags (bench.training).
+- ``control_loop``: command period error (p50 / p99 / max by DDS source timestamp) and missed
+  ticks at 50 and 200 Hz while ACT and Diffusion infer continuously, for the stack and two
+  baselines run in the same benchmark (a naive timer node, a synchronous chunk loop), and
+  the baseline / stack p99 ratios (robot_policy_ros.bench.control_loop, .baselines).
+- ``camera_to_command``: frame header.stamp to the first command computed from it, against
+  the bare forward time of the same network in the same run (robot_policy_ros.bench.control_loop).
 
-``--smoke`` runs every section with tiny models and images in well under a minute (it is
+``--smoke`` runs every section with tiny models and images in about a minute (it is
 part of ``make test``); its figures mean nothing.
 """
 
@@ -30,7 +36,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("inference", "transport", "seams", "memory", "training")
+SECTIONS = (
+    "inference",
+    "transport",
+    "seams",
+    "memory",
+    "training",
+    "control_loop",
+    "camera_to_command",
+)
 FULL_SIZES = ((96, 96), (224, 224), (480, 640))
 FULL_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("mlp", {}),
@@ -70,6 +84,46 @@ SMOKE_FAMILIES: tuple[tuple[str, dict[str, Any]], ...] = (
         },
     ),
 )
+
+
+# -- control_loop / camera_to_command (robot_policy_ros.bench.control_loop) ------------------
+LOOP_FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "act": ("act", "act", {}),
+    "diffusion_steps10": ("diffusion_steps10", "diffusion", {"num_inference_steps": 10}),
+}
+LOOP_RATES = (50.0, 200.0)
+SMOKE_LOOP_FAMILY = ("act", "act", dict(SMOKE_FAMILIES[1][1]))
+
+
+def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """What the control_loop / camera_to_command child process runs (full or smoke sizes)."""
+    spec: dict[str, Any] = {"monitor_priority": 20}
+    if "control_loop" not in args.skip:
+        families = [LOOP_FAMILIES[f] for f in args.loop_families]
+        if args.smoke:
+            families = [SMOKE_LOOP_FAMILY]
+        spec["control_loop"] = {
+            "families": families,
+            "rates": args.loop_rates or ([200.0] if args.smoke else list(LOOP_RATES)),
+            "duration_s": args.loop_seconds or (1.5 if args.smoke else 60.0),
+            "warmup_s": 0.3 if args.smoke else 8.0,
+            "image_hw": [224, 224],
+            "backend": args.loop_backend,
+            "torch_threads": 0,
+            "concurrent": args.smoke,  # the three systems at once: start-up once
+        }
+    if "camera_to_command" not in args.skip:
+        spec["camera_to_command"] = {
+            "family": SMOKE_LOOP_FAMILY if args.smoke else LOOP_FAMILIES["act"],
+            "image_hw": [48, 64] if args.smoke else [480, 640],
+            "rate": 200.0,
+            "duration_s": args.camera_seconds or (1.5 if args.smoke else 60.0),
+            "warmup_s": 0.3 if args.smoke else 5.0,
+            "bare_runs": 5 if args.smoke else 20,
+            "backend": args.loop_backend,
+            "torch_threads": 0,
+        }
+    return spec
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -156,9 +210,61 @@ def markdown(results: dict[str, Any]) -> str:
             f"{r['received']} / {r['published']} | {r['received_fps']:.1f} | {age50} | {age99} |"
         )
     lines += _seams_markdown(results["seams"]) + _memory_markdown(results["memory"])
-    lines += _training_markdown(results["training"])
+    lines += _training_markdown(results["training"]) + loop_markdown(results)
     lines += ["", f"Plots: {', '.join(results.get('plots', [])) or 'none'}.", ""]
     return "\n".join(lines)
+
+
+def loop_markdown(results: dict[str, Any]) -> list[str]:
+    """Tables of the control_loop and camera_to_command sections."""
+
+    def ms(v: Any, fmt: str = ".3f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    lines: list[str] = []
+    rows = results.get("control_loop", [])
+    if rows:
+        lines += [
+            "",
+            "## Control loop (command period error by DDS source timestamp; stack = policy_node "
+            "+ command_streamer, baselines: naive timer node, synchronous chunk loop)",
+            "",
+            "| family | rate Hz | system | p50 ms | p99 ms | max ms | missed ticks | commands | "
+            "p99 ratio naive / stack | p99 ratio chunk loop / stack | load 1 min |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['family']} | {r['rate_hz']:g} | {r['system']} | "
+                f"{r['period_error_p50_ms']:.3f} | {r['period_error_p99_ms']:.3f} | "
+                f"{r['period_error_max_ms']:.3f} | {r['missed_ticks']} | {r['commands']} | "
+                f"{ms(r.get('p99_ratio_naive_timer'), '.0f')} | "
+                f"{ms(r.get('p99_ratio_chunk_loop'), '.0f')} | {r['load_average_1min']:.1f} |"
+            )
+    rows = results.get("camera_to_command", [])
+    if rows:
+        lines += [
+            "",
+            "## Camera to command (frame header.stamp -> first command computed from it; "
+            "median ms)",
+            "",
+            "| family | image | control Hz | latency | frame -> chunk | chunk -> command | "
+            "bare forward | in-node predict_chunk | overhead (latency - bare) | frames | "
+            "load 1 min |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['family']} | {r['image']} | {r['control_rate_hz']:g} | "
+                f"{ms(r['latency_ms']['median'], '.1f')} | "
+                f"{ms(r['image_to_chunk_ms']['median'], '.1f')} | "
+                f"{ms(r['chunk_to_command_ms']['median'], '.1f')} | "
+                f"{ms(r['bare_forward_ms']['median'], '.1f')} | "
+                f"{ms(r['node_predict_chunk_median_ms'], '.1f')} | "
+                f"{ms(r['stack_overhead_ms'], '.1f')} | {r['samples']} / {r['frames']} | "
+                f"{r['load_average_1min']:.1f} |"
+            )
+    return lines
 
 
 def _ratio(value: float) -> str:
@@ -291,7 +397,36 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.savefig(out / "seams.png", dpi=100)
         plt.close(fig)
         written.append("seams.png")
+    written += loop_plot(results, out, plt)
     return written
+
+
+def loop_plot(results: dict[str, Any], out: Path, plt: Any) -> list[str]:
+    """control_loop.png: period-error distribution (quantiles, log scale) per system, one
+    panel per family and rate."""
+    rows = results.get("control_loop", [])
+    if not rows:
+        return []
+    from robot_policy_ros.bench.control_loop import QUANTILES
+
+    groups = sorted({(r["family"], r["rate_hz"]) for r in rows})
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.8), squeeze=False)
+    for ax, (family, rate) in zip(axes[0], groups, strict=True):
+        for r in rows:
+            if (r["family"], r["rate_hz"]) == (family, rate) and r["error_quantiles_ms"]:
+                vals = [max(v, 1e-4) for v in r["error_quantiles_ms"]]
+                ax.plot(vals, QUANTILES, marker=".", label=r["system"])
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("period error (ms, log)")
+        ax.set_ylabel("percentile")
+        ax.set_title(f"{family} @ {rate:g} Hz", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("command period error by DDS source timestamp")
+    fig.tight_layout()
+    fig.savefig(out / "control_loop.png", dpi=100)
+    plt.close(fig)
+    return ["control_loop.png"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,6 +446,19 @@ def main(argv: list[str] | None = None) -> int:
         help="inference: only these (default: all)",
     )
     p.add_argument("--sizes", nargs="+", default=None, help="inference: HxW sizes")
+    # control_loop / camera_to_command
+    p.add_argument("--loop-seconds", type=float, default=None, help="control_loop: per system")
+    p.add_argument("--loop-rates", type=float, nargs="+", default=None, help="control_loop: Hz")
+    p.add_argument(
+        "--loop-families", nargs="+", default=list(LOOP_FAMILIES), choices=list(LOOP_FAMILIES)
+    )
+    p.add_argument(
+        "--loop-backend",
+        default="torch",
+        choices=("torch", "onnxruntime", "auto"),
+        help="inference backend of policy_node and the baselines (control_loop, camera)",
+    )
+    p.add_argument("--camera-seconds", type=float, default=None, help="camera_to_command")
     args = p.parse_args(argv)
 
     from robot_policy_ros.inference.threads import passive_omp_wait
@@ -374,6 +522,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             kw = {"steps": 60, "episodes": 6, "image_size": 64, "batch_size": 32}
         results["training"] = training_table(rows, threads=args.threads, **kw)
+    spec = loop_spec(args)
+    if len(spec) > 1:  # control_loop / camera_to_command: in a child process of their own
+        from robot_policy_ros.bench.control_loop import run_in_subprocess
+
+        results.update(run_in_subprocess(spec, out / "logs", parallel=args.smoke))
     results["duration_s"] = time.monotonic() - t0
     results["plots"] = plots(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=1))
