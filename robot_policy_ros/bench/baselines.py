@@ -44,7 +44,7 @@ class PolicyRunner:
         passive_omp_wait()  # as policy_node, before torch loads
         import torch
 
-        from robot_policy_ros.checkpoint import load_checkpoint
+        from robot_policy_ros.checkpoint.weights import load_checkpoint
         from robot_policy_ros.inference import make_predictor
         from robot_policy_ros.inference.export import cache_dir_for
 

@@ -360,7 +360,7 @@ def make_checkpoint(
 ) -> Path:
     """A random checkpoint from the policies' factory (``robot-policy init-checkpoint``
     writes the same: uniform +-3.14 rad limits, ``max_velocity`` rad/s)."""
-    from robot_policy_ros.checkpoint import save_checkpoint
+    from robot_policy_ros.checkpoint.weights import save_checkpoint
     from robot_policy_ros.core.joint_limits import JointLimits
     from robot_policy_ros.policies.factory import make_policy
 
@@ -632,7 +632,7 @@ def bare_forward_ms(checkpoint: Path, backend: str, torch_threads: int, runs: in
     with policy_node's backend and thread count."""
     import torch
 
-    from robot_policy_ros.checkpoint import load_checkpoint
+    from robot_policy_ros.checkpoint.weights import load_checkpoint
     from robot_policy_ros.inference import make_predictor
     from robot_policy_ros.inference.backends import probe_observation
     from robot_policy_ros.inference.export import cache_dir_for
