@@ -113,16 +113,16 @@ def test_imported_deployment_defaults_apply_unless_a_parameter_is_set(tmp_path, 
     env = ros_env(lease.domain_id)
 
     def node(module: str, ns: str, ckpt, *extra: str) -> NodeProcess:
-        # Namespaced, and named apart: the streamer's diagnostics carry its bare node name.
+        # Namespaced and named apart: diagnostics carry the fully qualified node name.
         ros_args = ["-r", f"__ns:=/{ns}", "-r", f"__node:={module}_{ns}"]
         ros_args += ["-p", f"checkpoint:={ckpt}", *extra]
         return NodeProcess(f"robot_policy_ros.nodes.{module}", ros_args=ros_args, env=env)
 
     nodes = {
         "a/policy_node_a": node("policy_node", "a", ensemble, "-p", "inference_rate_hz:=5.0"),
-        "command_streamer_a": node("command_streamer", "a", ensemble),
+        "a/command_streamer_a": node("command_streamer", "a", ensemble),
         "b/policy_node_b": node("policy_node", "b", steps),
-        "command_streamer_b": node("command_streamer", "b", steps, "-p", "ensemble_k:=0.2"),
+        "b/command_streamer_b": node("command_streamer", "b", steps, "-p", "ensemble_k:=0.2"),
     }
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=lease.domain_id)
@@ -144,16 +144,16 @@ def test_imported_deployment_defaults_apply_unless_a_parameter_is_set(tmp_path, 
 
         assert diag("a/policy_node_a", "inference_trigger") == ("rate", FROM_CHECKPOINT)
         assert diag("a/policy_node_a", "inference_rate_hz") == ("5", FROM_PARAMETER)
-        assert diag("command_streamer_a", "blending") == ("temporal_ensemble", FROM_CHECKPOINT)
-        assert diag("command_streamer_a", "ensemble_k") == ("0.01", FROM_CHECKPOINT)
+        assert diag("a/command_streamer_a", "blending") == ("temporal_ensemble", FROM_CHECKPOINT)
+        assert diag("a/command_streamer_a", "ensemble_k") == ("0.01", FROM_CHECKPOINT)
 
         assert diag("b/policy_node_b", "inference_trigger") == ("horizon", FROM_CHECKPOINT)
         threshold, source = diag("b/policy_node_b", "refill_threshold_s")
         assert source == FROM_CHECKPOINT
         assert abs(float(threshold) - 5 / 30) < 1e-4
         assert diag("b/policy_node_b", "inference_rate_hz")[1] == BUILT_IN
-        assert diag("command_streamer_b", "blending") == ("replace", FROM_CHECKPOINT)
-        assert diag("command_streamer_b", "ensemble_k") == ("0.2", FROM_PARAMETER)
+        assert diag("b/command_streamer_b", "blending") == ("replace", FROM_CHECKPOINT)
+        assert diag("b/command_streamer_b", "ensemble_k") == ("0.2", FROM_PARAMETER)
 
         log = nodes["b/policy_node_b"].output()
         assert "deployment: inference_trigger = horizon (from checkpoint deployment section)" in log
