@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from robot_policy_ros.params.policy_node import INFERENCE_BACKENDS
+
 SECTIONS = (
     "inference",
     "transport",
@@ -455,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--loop-backend",
         default="torch",
-        choices=("torch", "onnxruntime", "auto"),
+        choices=INFERENCE_BACKENDS,
         help="inference backend of policy_node and the baselines (control_loop, camera)",
     )
     p.add_argument("--camera-seconds", type=float, default=None, help="camera_to_command")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+from robot_policy_ros.params.policy_node import INFERENCE_BACKENDS as BACKENDS
 
 
 def parse_floats(text: str, what: str, n: int) -> list[float]:

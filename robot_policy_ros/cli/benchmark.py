@@ -20,6 +20,7 @@ import numpy as np
 
 from robot_policy_ros.checkpoint.config import POLICY_TYPES
 from robot_policy_ros.cli.args import add_backend_argument, parse_set
+from robot_policy_ros.params.policy_node import DTYPES
 
 if TYPE_CHECKING:  # torch is imported when the benchmark runs, not when the parser is built
     from robot_policy_ros.policies.base import Observation, Policy
@@ -44,7 +45,7 @@ def add_benchmark_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default=None, choices=[None, "float32", "float16", "bfloat16"])
+    p.add_argument("--dtype", default=None, choices=[None, *DTYPES])
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="hyper-parameter override (JSON)"
     )

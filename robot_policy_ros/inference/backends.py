@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from robot_policy_ros.params.policy_node import INFERENCE_BACKENDS
 from robot_policy_ros.policies.base import Observation, Policy
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = INFERENCE_BACKENDS  # listed once, in policy_node's parameter table
 TOLERANCE = 1e-4  # largest |onnx - torch| allowed, relative and absolute
 
 

@@ -12,6 +12,8 @@ from robot_policy_ros.core.params import ParamSpec
 DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 #: ``dtype`` and ``image_transport`` values.
 DTYPES = ("float32", "float16", "bfloat16")
+# Who runs the network (robot_policy_ros.inference); the one list, torch-free.
+INFERENCE_BACKENDS = ("auto", "torch", "onnxruntime")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
@@ -53,7 +55,7 @@ SPECS: list[ParamSpec] = [
         "Who runs the network: torch; onnxruntime (the checkpoint exported to ONNX, cached "
         "beside it keyed by the weights' hash, CPU float32); auto: the faster of the two that "
         "is installed and matches torch within 1e-4, else torch.",
-        choices=("auto", "torch", "onnxruntime"),
+        choices=INFERENCE_BACKENDS,
     ),
     ParamSpec(
         "image_fit",
