@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rclpy
+import rclpy.executors
 from ros_test_utils import NodeProcess, lease_test_domain, ros_env
 from runtime_fakes import FakeRobot
 from test_lerobot_import import lerobot_folder
@@ -161,6 +162,108 @@ def test_imported_deployment_defaults_apply_unless_a_parameter_is_set(tmp_path, 
     finally:
         robot.__exit__(None, None, None)
         for p in nodes.values():
+            p.stop()
+        context.try_shutdown()
+        lease.release()
+
+
+def test_imported_act_drives_the_embedded_sim_like_a_native_checkpoint(tmp_path, capsys) -> None:
+    """An imported LeRobot ACT (LeRobot 0.4.4, 4 joints, one camera) deployed exactly as the
+    demo deploys a native checkpoint: sim_robot, policy_node and command_streamer in their
+    own processes, connected only by topic remapping; the sim follows the commands."""
+    import json
+    import time
+
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+
+    from robot_policy_ros.sim.arm import load_arm_config
+
+    arm = load_arm_config(None)
+    limits = tmp_path / "limits.json"
+    limits.write_text(
+        json.dumps(
+            {
+                "lower": arm.lower.tolist(),
+                "upper": arm.upper.tolist(),
+                "max_velocity": arm.max_velocity.tolist(),
+            }
+        )
+    )
+    src = lerobot_folder("act_no_vae_two_decoder_layers", tmp_path)  # front 56x72
+    ckpt = tmp_path / "ckpt"
+    args = ["import-lerobot", str(src), "--out", str(ckpt), "--joints", ",".join(arm.joint_names)]
+    assert cli.main([*args, "--fps", "30", "--limits", str(limits)]) == 0, capsys.readouterr()
+
+    lease = lease_test_domain()
+    env = ros_env(lease.domain_id)
+    ns = "/lr_arm"
+    commands_topic = f"{ns}/forward_position_controller/commands"
+    remap = [
+        "-r",
+        f"joint_states:={ns}/joint_states",
+        "-r",
+        f"front/image_raw:={ns}/front/image_raw",
+    ]
+    procs = [
+        NodeProcess(
+            "robot_policy_ros.nodes.sim_robot",
+            ros_args=["-r", f"__ns:={ns}", "-p", "image_width:=72", "-p", "image_height:=56",
+                      "-p", "camera_rate_hz:=15.0", "-p", "episode_timeout_s:=1000.0"],
+            env=env,
+        ),
+        NodeProcess(
+            "robot_policy_ros.nodes.policy_node",
+            ros_args=[*remap, "-p", f"checkpoint:={ckpt}", "-p", "torch_threads:=1"],
+            env=env,
+        ),
+        NodeProcess(
+            "robot_policy_ros.nodes.command_streamer",
+            ros_args=[*remap, "-r", f"joint_commands:={commands_topic}",
+                      "-p", f"checkpoint:={ckpt}", "-p", "ramp_in_s:=0.2",
+                      "-p", f"controller_joints:={json.dumps(list(arm.joint_names))}"],
+            env=env,
+        ),
+    ]  # fmt: skip
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=lease.domain_id)
+    node = Node("lerobot_sim_probe", context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    commands: list[np.ndarray] = []
+    states: list[tuple[list[str], np.ndarray]] = []
+    node.create_subscription(
+        Float64MultiArray, commands_topic, lambda m: commands.append(np.array(m.data)), 100
+    )
+    node.create_subscription(
+        JointState,
+        f"{ns}/joint_states",
+        lambda m: states.append((list(m.name), np.array(m.position))),
+        qos_profile_sensor_data,
+    )
+    out = lambda: "\n".join(f"--- {p.module}\n{p.output()[-3000:]}" for p in procs)  # noqa: E731
+    try:
+        deadline = time.monotonic() + 120.0
+        while len(commands) < 100 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert len(commands) >= 100, out()
+        sent = np.array(commands)
+        assert np.isfinite(sent).all()
+        assert (sent >= arm.lower - 1e-9).all() and (sent <= arm.upper + 1e-9).all()
+        t_end = time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            executor.spin_once(timeout_sec=0.05)
+        names, q = states[-1]
+        assert names == list(arm.joint_names)
+        # The sim's arm goes where the imported policy's commands send it.
+        assert np.abs(q - commands[-1]).max() < 0.2, (q, commands[-1])
+        assert "Traceback" not in out()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        for p in reversed(procs):
             p.stop()
         context.try_shutdown()
         lease.release()
