@@ -258,6 +258,11 @@ class ChunkDecoder:
         self._thread = threading.Thread(target=self._run, name="chunk_decoder", daemon=True)
         self._thread.start()
 
+    @property
+    def native_id(self) -> int | None:
+        """OS thread id of the decoder thread while it runs (None otherwise)."""
+        return self._thread.native_id if self._thread is not None else None
+
     def stop(self) -> None:
         with self._cond:
             self._running = False
@@ -563,16 +568,19 @@ class CommandStreamer(ManagedNode):
         gc.freeze()
         if GC_PAUSES not in gc.callbacks:
             gc.callbacks.append(GC_PAUSES)
-        # The executor thread (this one) and the log writer also take the GIL. If the OS
-        # preempted one of them while it holds the GIL, the control thread would wait for it
-        # however high its own priority (priority inversion); one FIFO level below the
-        # control thread prevents that. (Both only run briefly.)
+        # The executor thread (this one), the log writer and the chunk decoder also take the
+        # GIL. If the OS preempted one of them while it holds the GIL, the control thread would
+        # wait for it however high its own priority (priority inversion); one FIFO level below
+        # the control thread prevents that. (All three only run briefly.)
         priority = self.params["realtime_priority"]
         if priority > 1:
             self._executor_rt = self._set_thread_priority(priority - 1, "executor thread")
-            log_tid = self.log.writer.thread.native_id
-            if log_tid is not None:
-                self._set_thread_priority(priority - 1, "log thread", log_tid)
+            for what, tid in (
+                ("log thread", self.log.writer.thread.native_id),
+                ("chunk decoder thread", self._decoder.native_id),
+            ):
+                if tid is not None:
+                    self._set_thread_priority(priority - 1, what, tid)
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
 
