@@ -19,7 +19,9 @@ from robot_policy_ros.demo import (
     recorded_episodes,
     training_summary,
 )
+from robot_policy_ros.demo.config import SUCCESS_BARS
 from robot_policy_ros.demo.report import write_report
+from robot_policy_ros.sim.task import TASKS
 
 
 def test_command_timing_of_a_steady_stream_is_the_rate_with_no_error() -> None:
@@ -160,6 +162,11 @@ def test_report_names_the_task_and_the_policy(tmp_path: Path, task: str, policy:
     assert saved["task"] == report["task"] == task
     assert saved["policy"] == policy and saved["policy_success_rate"] == 0.5
     assert f"task: **{task}**" in (tmp_path / "report.md").read_text()
+    assert saved["success_bar"] == {"reach": 0.9, "two_targets": 0.8}[task]
+
+
+def test_every_task_has_a_success_bar() -> None:
+    assert set(SUCCESS_BARS) == set(TASKS)
 
 
 def test_report_measures_seams_and_leaves_resets_out(tmp_path: Path) -> None:

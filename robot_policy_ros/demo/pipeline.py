@@ -224,11 +224,18 @@ class Demo:
         if not self.orch.wait_for_sim(60.0):
             self.check_alive()
             raise RuntimeError("sim_robot did not come up within 60 s")
-        # Wait until commands flow: the policy node has loaded the checkpoint and inferred.
+        # Wait until the policy node has loaded the checkpoint and inferred (a chunk arrived)
+        # and the streamer publishes: the streamer alone holds the arm (commands flow) while
+        # policy_node is still configuring, which would eat into the first episode.
         deadline = time.monotonic() + 90.0
-        while not monitor.snapshot()["commands"] and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            snap = monitor.snapshot()
+            if snap["commands"] and snap["chunks"]:
+                break
             self.check_alive()
             time.sleep(0.2)
+        else:
+            raise RuntimeError("the policy stack published no action chunk within 90 s")
         # Started streamer first, so that it accepts the very first chunk of the policy node.
         restart = ("/command_streamer", "/policy_node") if c.restart_each_episode else ()
         for name in restart:  # discover the lifecycle services before the first episode
