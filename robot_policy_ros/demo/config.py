@@ -111,13 +111,12 @@ class DemoConfig:
     # chunk remains, i.e. execute ~(chunk span - this) of every chunk. Executing only the
     # first ~0.1 s of each chunk can stall at the pauses of the expert's moves (start, hover).
     refill_threshold_s: float = 0.3
-    # Between evaluation episodes, deactivate the policy stack, reset the scene, activate it
-    # again (nothing carried over, a ramp-in from the measured position): the protocol the
-    # demo's figures were measured with. False (--keep-running): the stack keeps running
-    # through the sim's reset; the arm's jump home makes command_streamer re-anchor and drop
-    # the chunks planned before it and policy_node (arm_jump_tolerance) infer afresh. Not
-    # yet measured closed loop, so not the default.
-    restart_each_episode: bool = True
+    # Between evaluation episodes the stack keeps running, as beside a real arm whose scene
+    # is reset: the arm's jump home makes command_streamer re-anchor on the measured position
+    # and drop the chunks planned before it, and policy_node (arm_jump_tolerance) infer
+    # afresh from inputs stamped after the jump. True (--restart-each-episode): deactivate
+    # the stack, reset the scene, activate it again (nothing carried over, a ramp-in).
+    restart_each_episode: bool = False
     out_dir: Path = Path("demo_output")
     domain_id: int | None = None
     extra_train_args: list[str] = field(default_factory=list)

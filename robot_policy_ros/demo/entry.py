@@ -39,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blending", default=d.blending)
     parser.add_argument("--refill-threshold", type=float, default=d.refill_threshold_s)
     parser.add_argument(
-        "--keep-running",
+        "--restart-each-episode",
         action="store_true",
-        help="keep the policy stack running through evaluation resets (the arm's jump home "
-        "restarts it from fresh inputs) instead of deactivating and activating it",
+        help="deactivate and activate the policy stack around every evaluation reset instead "
+        "of keeping it running through them (the default: the arm's jump home makes the "
+        "streamer re-anchor and policy_node infer from fresh inputs)",
     )
     parser.add_argument("--episode-timeout", type=float, default=d.episode_timeout_s)
     parser.add_argument("--train-seed", type=int, default=d.train_seed)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             train_threads=args.train_threads,
             blending=args.blending,
             refill_threshold_s=args.refill_threshold,
-            restart_each_episode=not args.keep_running,
+            restart_each_episode=args.restart_each_episode,
             episode_timeout_s=args.episode_timeout,
             train_seed=args.train_seed,
             eval_seed=args.eval_seed,
