@@ -184,6 +184,7 @@ def test_robot_limits_are_read_by_joint_limits_in_any_form() -> None:
     by_name = estimate_limits(["a", "b"], [q], [t], robot_limits={"joints": joints})
     robot = JointLimits.from_dict({"joints": joints})
     assert estimate_limits(["a", "b"], [q], [t], robot_limits=robot) == by_name
+    assert by_name.max_acceleration is None  # the robot gives none: none is invented
     columns = robot.reorder(["a", "b"]).to_dict()["joints"]
     columns = {k: [j[k] for j in columns] for k in ("lower", "upper", "max_velocity")}
     assert estimate_limits(["a", "b"], [q], [t], robot_limits=columns) == by_name
@@ -195,6 +196,22 @@ def test_robot_limits_are_read_by_joint_limits_in_any_form() -> None:
         estimate_limits(["a", "b"], [q], [t], robot_limits={"joints": joints})
     with pytest.raises(KeyError, match=r"\['c'\]"):
         estimate_limits(["a", "c"], [q], [t], robot_limits=robot)
+
+
+def test_limits_carry_the_robots_acceleration_limit() -> None:
+    """Demonstrations bound positions and speeds, not accelerations: the robot's acceleration
+    limit goes into the checkpoint, so the streamer never outruns what the arm can follow."""
+    t = np.linspace(0.0, 1.0, 101)
+    q = np.stack([t, -2.0 * t], axis=1)
+    robot = {
+        "joints": [
+            {"name": "b", "lower": -3, "upper": 3, "max_velocity": 2.5, "max_acceleration": 10},
+            {"name": "a", "lower": -3, "upper": 3, "max_velocity": 9.0, "max_acceleration": 8},
+        ]
+    }
+    lim = estimate_limits(["a", "b"], [q], [t], robot_limits=robot)
+    np.testing.assert_allclose(lim.max_acceleration, [8.0, 10.0])
+    assert estimate_limits(["a", "b"], [q], [t]).max_acceleration is None
 
 
 def test_velocity_estimate_ignores_a_reset_jump_faster_than_the_robot() -> None:

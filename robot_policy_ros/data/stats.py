@@ -112,9 +112,11 @@ def estimate_limits(
         ValueError: no positions, empty estimated limits, or robot limits that break the
             JointLimits rules; KeyError: robot limits lacking some of ``joint_names``.
 
-    Returns the limits as a :class:`JointLimits` named by ``joint_names`` (no acceleration
-    limit: demonstrations do not bound it); ``to_columns()`` is the checkpoint's form,
-    ``to_dict()`` the YAML ``limits_file``'s.
+    Returns the limits as a :class:`JointLimits` named by ``joint_names``; its acceleration
+    limit is the robot's where ``robot_limits`` give one (demonstrations do not bound it:
+    without the robot's, there is none), so that the streamer never commands accelerations
+    the arm cannot follow. ``to_columns()`` is the checkpoint's form, ``to_dict()`` the YAML
+    ``limits_file``'s.
     """
     n = len(joint_names)
     arrays = [np.asarray(p, dtype=np.float64).reshape(-1, n) for p in positions]
@@ -144,7 +146,13 @@ def estimate_limits(
     bad = np.flatnonzero(lower >= upper)
     if bad.size:
         raise ValueError(f"estimated limits are empty for joints {[joint_names[i] for i in bad]}")
-    return JointLimits(names=tuple(joint_names), lower=lower, upper=upper, max_velocity=vel)
+    return JointLimits(
+        names=tuple(joint_names),
+        lower=lower,
+        upper=upper,
+        max_velocity=vel,
+        max_acceleration=None if robot is None else robot.max_acceleration,
+    )
 
 
 def _robot_limits_for(

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--demo-episodes", type=int, default=d.demo_episodes)
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
-    parser.add_argument("--train-steps", type=int, default=d.train_steps)
+    parser.add_argument("--train-steps", type=int, default=None,
+                        help="default: per family (DEMO_TRAIN_STEPS)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--image-size", default=d.image_size, help="HxW the policy sees")
