@@ -143,3 +143,5 @@ def test_training_on_bags_recorded_from_the_sim_reduces_the_loss(
     for i, joint in enumerate(arm):  # never beyond the robot's own limits
         assert joint["lower"] <= limits["lower"][i] < limits["upper"][i] <= joint["upper"]
         assert limits["max_velocity"][i] <= joint["max_velocity"]
+        # Demonstrations do not bound accelerations; the robot config the recorder stored does.
+        assert limits["max_acceleration"][i] == joint["max_acceleration"]
