@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-episodes", type=int, default=d.demo_episodes)
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--train-steps", type=int, default=None,
-                        help="default: per family (DEMO_TRAIN_STEPS)")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+                        help="default: per family (DEMO_TRAINING)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: per family (DEMO_TRAINING)")  # fmt: skip
     parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--image-size", default=d.image_size, help="HxW the policy sees")
     parser.add_argument("--camera-size", default=f"{d.image_width}x{d.image_height}",
