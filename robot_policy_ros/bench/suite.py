@@ -107,7 +107,7 @@ def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["control_loop"] = {
             "families": families,
             "rates": args.loop_rates or ([200.0] if args.smoke else list(LOOP_RATES)),
-            "duration_s": args.loop_seconds or (1.5 if args.smoke else 60.0),
+            "duration_s": args.loop_seconds or (3.0 if args.smoke else 60.0),
             "warmup_s": 0.3 if args.smoke else 8.0,
             "image_hw": [224, 224],
             "backend": args.loop_backend,
