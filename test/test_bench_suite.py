@@ -61,7 +61,10 @@ def test_bench_smoke_run_writes_results_with_every_field(tmp_path, ros_domain) -
         # The baselines block on inference by design (the naive one inside its timer), so
         # on a loaded machine they may publish only a few commands in the smoke's seconds;
         # enough for period statistics is what the smoke checks. The stack must keep rate.
-        assert row["commands"] >= (10 if row["system"] == "stack" else 3), row
+        if row["system"] == "stack":
+            assert row["commands"] > 10, row
+        else:
+            assert row["commands"] >= 3, row
         assert row["period_error_p99_ms"] >= row["period_error_p50_ms"] >= 0
         assert row["missed_ticks"] >= 0 and len(row["error_quantiles_ms"]) > 0
         if row["system"] == "stack":

@@ -87,11 +87,6 @@ FAMILY_TRAIN_ARGS: dict[str, list[str]] = {name: family_train_args(name) for nam
 SUCCESS_BARS: dict[str, float] = {"reach": 0.9, "two_targets": 0.8}
 
 
-def success_bar(task: str) -> float:
-    """The success rate the report checks ``task``'s evaluation against."""
-    return SUCCESS_BARS[task]
-
-
 @dataclass
 class DemoConfig:
     """What the demo does; the defaults meet the bar on a 2-core CPU machine (doc/demo.md)."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from robot_policy_ros.bench.seams import seam_smoothness, seam_windows_for
 from robot_policy_ros.core.chunk_buffer import BlendConfig
-from robot_policy_ros.demo.config import ARM_NS, CAMERA, DemoConfig, success_bar
+from robot_policy_ros.demo.config import ARM_NS, CAMERA, SUCCESS_BARS, DemoConfig
 from robot_policy_ros.demo.plots import plot_eval
 
 ANIMATION = "eval_episodes.gif"
@@ -209,7 +209,7 @@ def write_report(
         "chunks_received": len(snap["chunks"]),
         "seams": seams,
         "restart_each_episode": c.restart_each_episode,
-        "success_bar": success_bar(c.task),
+        "success_bar": SUCCESS_BARS[c.task],
         "animation": animation,
         "duration_s": duration_s,
         "stage_durations_s": dict(stage_s),
