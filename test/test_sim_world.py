@@ -76,7 +76,14 @@ def test_episode_times_out_as_failure():
     for _ in range(100):
         ep.update(np.array([0.0, 0.0, 0.5]), 0.01)
     assert ep.done and not ep.success
-    assert ep.as_dict() == {"index": 0, "seed": 0, "success": False, "elapsed_s": 1.0, "done": True}
+    assert ep.as_dict() == {
+        "index": 0,
+        "seed": 0,
+        "success": False,
+        "elapsed_s": 1.0,
+        "done": True,
+        "wrong_disc": False,
+    }
 
 
 def test_world_reports_success_when_arm_holds_on_target():

@@ -20,7 +20,7 @@ through the one sim-episode client, lifecycle transitions, the evaluation monito
 :mod:`.entry` (the command line; ``python -m robot_policy_ros.demo``).
 """
 
-from robot_policy_ros.demo.config import ARM_NS, CAMERA, FAMILY_TRAIN_ARGS, DemoConfig, Stopwatch
+from robot_policy_ros.demo.config import ARM_NS, CAMERA, DemoConfig, Stopwatch, family_train_args
 from robot_policy_ros.demo.entry import main
 from robot_policy_ros.demo.pipeline import Demo
 from robot_policy_ros.demo.plots import plot_eval
@@ -35,12 +35,12 @@ from robot_policy_ros.demo.report import (
 __all__ = [
     "ARM_NS",
     "CAMERA",
-    "FAMILY_TRAIN_ARGS",
     "Demo",
     "DemoConfig",
     "Stopwatch",
     "_diag_float",
     "command_timing",
+    "family_train_args",
     "main",
     "mean_success_time",
     "plot_eval",

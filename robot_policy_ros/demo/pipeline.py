@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from robot_policy_ros.demo.config import ARM_NS, CAMERA, FAMILY_TRAIN_ARGS, DemoConfig, Stopwatch
+from robot_policy_ros.demo.config import ARM_NS, CAMERA, DemoConfig, Stopwatch, family_train_args
 from robot_policy_ros.demo.orchestrator import EvalMonitor, Orchestrator
 from robot_policy_ros.demo.report import ANIMATION, recorded_episodes, write_report
 from robot_policy_ros.processes import NodeProcess, isolated_ros_env
@@ -118,6 +118,7 @@ class Demo:
             "-r", f"__ns:={ARM_NS}",
             "-p", f"seed:={c.train_seed}",
             "-p", f"noise_std:={c.expert_noise_std}",
+            "-p", f"task:={c.task}",
         )  # fmt: skip
         topics = [
             f"{ARM_NS}/joint_states",
@@ -165,7 +166,7 @@ class Demo:
             "--val-every", str(max(1, c.train_steps // 4)),
             "--log-every", "25",
             "--seed", str(c.train_seed),
-            *FAMILY_TRAIN_ARGS[c.policy],
+            *family_train_args(c.policy, c.task),
             *c.extra_train_args,
         ]  # fmt: skip
         done = subprocess.run(cmd, env=self.env, cwd=str(Path.cwd()))

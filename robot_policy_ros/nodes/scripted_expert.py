@@ -2,7 +2,9 @@
 
 Subscribes ``joint_states``, ``sim_robot/targets`` (privileged; every target disc of the
 episode) and ``sim_robot/episode``; on every new set of targets it picks one (the only
-one in ``reach``; a seeded coin in ``two_targets``, see :func:`choose_target`), plans
+one in ``reach`` and ``cued_targets``, whose ``~/targets`` holds only the cued disc; a
+seeded coin in ``two_targets``, see :func:`choose_target`), waits the task's start delay
+(cued_targets: until well after the cue is gone), plans
 (inverse kinematics + minimum-jerk moves: hover above the target, then lower the tool
 onto it) from the measured joint positions, and publishes
 the plan's setpoint at a fixed rate on ``forward_position_controller/commands``
@@ -29,6 +31,7 @@ from robot_policy_ros.nodes.runner import run_nodes
 from robot_policy_ros.params.scripted_expert import SPECS
 from robot_policy_ros.sim.arm import ArmConfigError, load_arm_config
 from robot_policy_ros.sim.expert import ExpertConfig, ExpertPlanner, IKError, choose_target
+from robot_policy_ros.sim.task import expert_start_delay_s
 
 
 def _seconds(stamp) -> float:
@@ -140,7 +143,7 @@ class ScriptedExpertNode(Node):
         # Noise seeded by (seed, target): reproducible whatever order the messages came in.
         key = [round(float(v) * 1e6) & 0xFFFFFFFF for v in self._target[:2]]
         rng = np.random.default_rng([self.params["seed"], *key])
-        t0 = self._now() + self.params["start_delay_s"]
+        t0 = self._now() + expert_start_delay_s(self.params["task"]) + self.params["start_delay_s"]
         try:
             self._plan = self.planner.plan(self._q, self._target, t0, rng)
         except IKError as exc:

@@ -1,5 +1,5 @@
-"""sim_robot: the embedded simulated arm, camera and task (``task``: reach or two_targets),
-as a ros2_control robot.
+"""sim_robot: the embedded simulated arm, camera and task (``task``: reach, two_targets or
+cued_targets, see robot_policy_ros.sim.task), as a ros2_control robot.
 
 To the rest of the stack it looks like a robot with the joint_state_broadcaster, a
 forward_position_controller and a joint_trajectory_controller loaded, plus a camera:
@@ -11,7 +11,8 @@ forward_position_controller and a joint_trajectory_controller loaded, plus a cam
 - ``~/reset`` (std_srvs/Trigger) starts the next seeded episode; ``~/episode``
   (std_msgs/String JSON), the privileged ``~/target`` (geometry_msgs/PointStamped, the
   first target) and ``~/targets`` (geometry_msgs/PoseArray, every target disc of the
-  episode, same stamp) describe it (all transient-local).
+  episode, same stamp: the discs whose touch is a success; in cued_targets only the cued
+  one) describe it (all transient-local).
 
 The physics (joint servos) runs in fixed steps of 1/physics_rate_hz; every callback first
 advances it to the node clock's now, so the state tracks wall time or /clock sim time.
@@ -201,7 +202,7 @@ class SimRobotNode(Node):
             return  # sim time stands still: keep stamps strictly increasing
         self._last_image_stamp = now
         for name, renderer, pub in self._cameras:
-            img = renderer.render(snap.q, snap.target)
+            img = renderer.render(snap.q, snap.target, cue=snap.cue)
             msg = Image()
             msg.header.stamp = _stamp(now)
             msg.header.frame_id = f"{name}_optical_frame"
@@ -239,7 +240,7 @@ class SimRobotNode(Node):
         ep = self.world.episode
         if (ep.index, ep.success, ep.done) != self._last_episode_flags:
             if ep.done:
-                outcome = "success" if ep.success else "timeout"
+                outcome = "success" if ep.success else "wrong disc" if ep.wrong_disc else "timeout"
                 self.get_logger().info(f"episode {ep.index}: {outcome} after {ep.elapsed_s:.2f} s")
             self._publish_episode_locked()
 

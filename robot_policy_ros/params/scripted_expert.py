@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from robot_policy_ros.core.params import ParamSpec
+from robot_policy_ros.sim.task import CUED_EXPERT_WAIT_S, TASKS
 
 SPECS = [
     ParamSpec("arm_config", "", "Arm YAML (must match the sim_robot's); empty = the packaged one."),
@@ -39,8 +40,17 @@ SPECS = [
     ParamSpec(
         "start_delay_s",
         0.0,
-        "Wait this long after a new target before moving (a human reaction time).",
+        "Wait this long after a new target before moving (a human reaction time), on top of "
+        "the task's own wait.",
         min_value=0.0,
         max_value=10.0,
+    ),
+    ParamSpec(
+        "task",
+        "reach",
+        "The sim_robot's task (set both from one params file). cued_targets: the expert "
+        f"waits {CUED_EXPERT_WAIT_S:g} s at home after each reset before it moves (the cue "
+        "shows only at the start), which makes the demonstrations non-Markovian.",
+        choices=TASKS,
     ),
 ]

@@ -65,8 +65,10 @@ SPECS = [
     ParamSpec(
         "task",
         "reach",
-        "Task: 'reach' (touch the one target disc) or 'two_targets' (two identical discs,"
-        " touching either succeeds; all discs on ~/targets).",
+        "Task: 'reach' (touch the one target disc), 'two_targets' (two identical discs,"
+        " touching either succeeds; both on ~/targets) or 'cued_targets' (three discs, one"
+        " shown in green for the first 0.4 s; only it succeeds, touching another fails;"
+        " only it on ~/targets).",
         choices=TASKS,
     ),
     ParamSpec(

@@ -28,6 +28,7 @@ GRID = (198, 189, 164)
 SHADOW = (150, 143, 126)
 TARGET = (225, 25, 30)
 TARGET_RIM = (255, 255, 255)
+CUE = (40, 210, 60)  # cued_targets: the cued disc and its halo while the cue shows
 BASE = (55, 58, 66)
 LINK_COLOURS = [(35, 90, 210), (245, 150, 25), (30, 150, 70), (150, 60, 190), (20, 170, 190)]
 JOINT = (40, 40, 46)
@@ -152,12 +153,21 @@ class Renderer:
         self._poly(img, _circle_points(np.zeros(3), BASE_RADIUS_M), BASE)
         return img
 
-    def render(self, q: np.ndarray, target: np.ndarray | None, out: np.ndarray | None = None):
+    def render(
+        self,
+        q: np.ndarray,
+        target: np.ndarray | None,
+        out: np.ndarray | None = None,
+        cue: int | None = None,
+    ):
         """The image (H, W, 3) uint8 RGB of the arm at joints ``q`` and the target disc(s).
 
         ``target``: one centre (3,), several (n, 3) (each drawn as an identical disc), or None.
 
         ``out``: optional preallocated array to draw into (same shape), to avoid allocation.
+
+        ``cue``: index of a disc drawn in the cue colour inside a wide halo of it (the
+        halo makes the cue several pixels wide even in a 64x64 policy input).
         """
         if out is None:
             out = self._background.copy()
@@ -169,10 +179,12 @@ class Renderer:
         shadow[:, 2] = 0.0
         for k in range(1, len(shadow) - 1):
             self._segment(out, shadow[k], shadow[k + 1], SHADOW, LINK_WIDTH_M * 0.8)
-        for centre_xy in () if target is None else np.atleast_2d(target):
+        for k, centre_xy in enumerate(() if target is None else np.atleast_2d(target)):
             centre = np.array([centre_xy[0], centre_xy[1], 0.0])
+            if k == cue:
+                self._poly(out, _circle_points(centre, self.disc_radius * 2.2), CUE)
             self._poly(out, _circle_points(centre, self.disc_radius * 1.25), TARGET_RIM)
-            self._poly(out, _circle_points(centre, self.disc_radius), TARGET)
+            self._poly(out, _circle_points(centre, self.disc_radius), CUE if k == cue else TARGET)
         # Arm: column, then links farthest first so nearer links cover farther ones.
         items = [(pts[0], pts[1], BASE, LINK_WIDTH_M * 1.6)]
         for k in range(1, len(pts) - 1):

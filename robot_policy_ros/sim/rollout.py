@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_policy_ros.sim.expert import ExpertPlanner, choose_target
+from robot_policy_ros.sim.task import expert_start_delay_s
 from robot_policy_ros.sim.world import SimWorld
 
 
@@ -32,15 +33,19 @@ def run_expert_episode(
     rate_hz: float = 50.0,
     seed: int = 0,
     noise_rng: np.random.Generator | None = None,
+    start_delay_s: float | None = None,
 ) -> ExpertEpisode:
     """Reset ``world`` to episode ``index`` and let the expert (``seed``: its coin) run it
-    until done; ``world`` needs a finite episode timeout."""
+    until done; ``world`` needs a finite episode timeout. The expert holds the arm for
+    ``start_delay_s`` before it moves (None: the task's :func:`expert_start_delay_s`)."""
     if not world.task_config.episode_timeout_s > 0:
         raise ValueError("run_expert_episode needs a task with an episode timeout")
     world.reset(index=index)
     choice = choose_target(world.episode.targets, seed)
     t = world.time
-    plan = planner.plan(world.arm.q, world.episode.targets[choice], t, noise_rng)
+    if start_delay_s is None:
+        start_delay_s = expert_start_delay_s(world.task_config.task)
+    plan = planner.plan(world.arm.q, world.episode.targets[choice], t + start_delay_s, noise_rng)
     period = 1.0 / rate_hz
     while not world.episode.done:
         world.command_position(world.config.clamp(plan.sample(t)), t)

@@ -14,7 +14,7 @@ import numpy as np
 
 from robot_policy_ros.sim.arm import ArmConfig, ArmKinematics, ServoArm
 from robot_policy_ros.sim.commands import TrajectoryCommand
-from robot_policy_ros.sim.task import Episode, TaskConfig, sample_targets
+from robot_policy_ros.sim.task import Episode, TaskConfig, sample_layout
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class WorldSnapshot:
 
     time: float
     q: np.ndarray
-    target: np.ndarray  # (n, 3): every target disc of the episode
+    target: np.ndarray  # (n, 3): every disc on the table
     success: bool
+    cue: int | None = None  # the disc drawn in the cue colour now, if any
 
 
 class SimWorld:
@@ -136,8 +137,9 @@ class SimWorld:
     # -- episodes --------------------------------------------------------------------
 
     def _new_episode(self, index: int) -> Episode:
-        targets = sample_targets(self.seed, index, self.config.workspace, self.task_config.task)
-        return Episode(self.seed, index, targets, self.task_config)
+        layout = sample_layout(self.seed, index, self.config.workspace, self.task_config.task)
+        goals = layout.discs[list(layout.goals)]
+        return Episode(self.seed, index, goals, self.task_config, layout.discs, layout.cue)
 
     def reset(self, index: int | None = None) -> Episode:
         """Start the next episode (or episode ``index``); optionally snap the arm home.
@@ -157,6 +159,11 @@ class SimWorld:
 
     def snapshot(self) -> WorldSnapshot:
         """A copy of the state the renderer needs."""
+        ep = self.episode
         return WorldSnapshot(
-            self.time, self.arm.q.copy(), self.episode.targets.copy(), self.episode.success
+            self.time,
+            self.arm.q.copy(),
+            ep.discs.copy(),
+            ep.success,
+            ep.cue if ep.cue_visible else None,
         )
