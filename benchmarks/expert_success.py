@@ -104,6 +104,8 @@ def run_with_nodes(args: argparse.Namespace) -> dict:
                 *common,
                 "-p",
                 f"noise_std:={args.noise_std}",
+                "-p",
+                f"task:={args.task}",
             ],
             env=env,
             cwd=ROOT,
