@@ -17,6 +17,12 @@ from robot_policy_ros.processes import NodeProcess, isolated_ros_env
 from robot_policy_ros.sim.arm import load_arm_config
 
 
+def _outcome(ep: dict[str, Any]) -> str:
+    if ep.get("success"):
+        return "success"
+    return "FAILED (wrong disc)" if ep.get("wrong_disc") else "FAILED "
+
+
 class Demo:
     """The four stages, sharing one DDS domain, one orchestrator node and the output dir."""
 
@@ -97,7 +103,7 @@ class Demo:
             wins = sum(bool(r.get("success")) for r in results)
             self.clock.say(
                 f"{label} episode {k + 1}/{count}: "
-                f"{'success' if ep.get('success') else 'FAILED '} in "
+                f"{_outcome(ep)} in "
                 f"{float(ep.get('elapsed_s', 0.0)):.1f}s  ({wins}/{len(results)} so far)"
             )
             if on_episode:

@@ -191,6 +191,8 @@ def write_report(
         "episodes": len(results),
         "demo_episodes": len(expert),
         "policy_success_rate": success_rate,
+        # cued_targets: failures that ended on a disc other than the cued one.
+        "policy_wrong_disc_episodes": sum(bool(r.get("wrong_disc")) for r in results),
         "expert_success_rate": expert_rate,
         "policy_time_to_success_s_mean": mean_success_time(results),
         "expert_time_to_success_s_mean": mean_success_time(expert),
@@ -232,7 +234,12 @@ def write_report(
         f"- policy: **{c.policy}** ({training.get('summary', 'see checkpoint/')}), "
         f"trained on {len(expert)} recorded expert episodes (seed {c.train_seed})",
         f"- success: **{success_rate:.0%}** over {len(results)} unseen episodes "
-        f"(seed {c.eval_seed}); expert: {expert_rate:.0%} over {len(expert)}",
+        f"(seed {c.eval_seed}); expert: {expert_rate:.0%} over {len(expert)}"
+        + (
+            f"; {report['policy_wrong_disc_episodes']} ended on a wrong disc"
+            if c.task == "cued_targets"
+            else ""
+        ),
         f"- time to success (mean): policy {report['policy_time_to_success_s_mean']:.2f} s, "
         f"expert {report['expert_time_to_success_s_mean']:.2f} s",
         f"- control: {timing['rate_hz']:.2f} Hz achieved (target {c.control_rate_hz:g}), "
