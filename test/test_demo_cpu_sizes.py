@@ -29,7 +29,7 @@ CHUNK = {
     ("act", "reach"): 20,
     ("diffusion", "reach"): 12,
     ("act", "cued_targets"): 30,
-    ("diffusion", "cued_targets"): 24,
+    ("diffusion", "cued_targets"): 28,
 }
 
 
