@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: record -> train -> deploy -> score on the embedded simulated arm.
-# POLICY=act|diffusion picks another family, TASK=two_targets the other sim task; DEMO_ARGS
+# POLICY=act|diffusion picks another family, TASK=two_targets|cued_targets the other sim tasks; DEMO_ARGS
 # go to the demo module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
