@@ -207,28 +207,28 @@ class Episode:
         time)."""
         return self._on_any(tip, self.targets)
 
+    def _hold(self, held_s: float, inside: bool, dt: float) -> tuple[float, bool]:
+        """The hold time after ``dt`` (reset when outside) and whether it is long enough.
+        Tolerance: holds are counted in whole physics steps."""
+        held_s = held_s + dt if inside else 0.0
+        return held_s, inside and held_s >= self.config.success_hold_s - 1e-9
+
     def update(self, tip: np.ndarray, dt: float) -> bool:
         """Advance by ``dt`` with the tip at ``tip``; returns True if done/success changed."""
         if self.done:
             return False
         self.elapsed_s += dt
-        # Tolerance: holds are counted in whole physics steps.
-        if self.in_goal(tip):
-            self.hold_s += dt
-            if self.hold_s >= self.config.success_hold_s - 1e-9:
-                self.success = True
-                self.done = True
-                return True
-        else:
-            self.hold_s = 0.0
-        if len(self._wrong) and self._on_any(tip, self._wrong):
-            self.wrong_hold_s += dt
-            if self.wrong_hold_s >= self.config.success_hold_s - 1e-9:
-                self.wrong_disc = True
-                self.done = True
-                return True
-        else:
-            self.wrong_hold_s = 0.0
+        self.hold_s, held = self._hold(self.hold_s, self.in_goal(tip), dt)
+        if held:
+            self.success = True
+            self.done = True
+            return True
+        on_wrong = len(self._wrong) > 0 and self._on_any(tip, self._wrong)
+        self.wrong_hold_s, held_wrong = self._hold(self.wrong_hold_s, on_wrong, dt)
+        if held_wrong:
+            self.wrong_disc = True
+            self.done = True
+            return True
         timeout = self.config.episode_timeout_s
         if timeout > 0 and self.elapsed_s >= timeout - 1e-9:
             self.done = True
