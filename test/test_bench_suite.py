@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from robot_policy_ros.inference.backends import available_backends
 from robot_policy_ros.processes import PACKAGE_ROOT, isolated_ros_env
 
 
@@ -30,9 +31,14 @@ def test_bench_smoke_run_writes_results_with_every_field(tmp_path, ros_domain) -
     families = {r["policy"] for r in results["inference"]}
     assert families == {"mlp", "act", "diffusion"}
     for row in results["inference"]:
-        for key in ("torch", "onnxruntime", "bare_graph_onnxruntime"):
+        graphs = [b for b in ("onnxruntime", "openvino") if b in available_backends()]
+        assert "onnxruntime" in graphs
+        for key in ("torch", *graphs, *(f"bare_graph_{b}" for b in graphs)):
             assert row["latency"][key]["median_ms"] > 0
-        assert set(row["ratio_to_floor"]) == {"torch", "onnxruntime"}
+        assert set(row["ratio_to_floor"]) == {"torch", *graphs}
+        # the floor is the fastest runtime's bare graph, so no runtime's graph is below it
+        floor = row["latency"][f"bare_graph_{row['fastest_runtime']}"]["median_ms"]
+        assert all(row["latency"][f"bare_graph_{b}"]["median_ms"] >= floor for b in graphs)
         assert row["reference_resnet18"]["resnet18_torch"]["median_ms"] > 0
     assert results["transport"], "no transport rows"
     for row in results["transport"]:

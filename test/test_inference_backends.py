@@ -1,4 +1,5 @@
-"""Inference backends: ONNX Runtime equals torch, the export cache is trusted only by hash.
+"""Inference backends: ONNX Runtime and OpenVINO equal torch, the export cache is trusted
+only by hash.
 
 Tiny models (tiny_cnn, see test_policies) so the exports take about a second each.
 """
@@ -14,7 +15,13 @@ from test_policies import observation, tiny_policy
 
 from robot_policy_ros.checkpoint.config import POLICY_TYPES
 from robot_policy_ros.inference import backends, export
-from robot_policy_ros.inference.backends import OnnxRuntimePredictor, Predictor, make_predictor
+from robot_policy_ros.inference.backends import (
+    GRAPH_PREDICTORS,
+    OnnxRuntimePredictor,
+    OpenVinoPredictor,
+    Predictor,
+    make_predictor,
+)
 
 pytest.importorskip("onnxruntime")
 
@@ -35,13 +42,15 @@ def _chunks(predictor: Predictor, n: int = 3) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.parametrize("backend", list(GRAPH_PREDICTORS))
 @pytest.mark.parametrize("family", POLICY_TYPES)
-def test_onnxruntime_chunks_equal_torch_within_1e4(family: str, tmp_path) -> None:
+def test_graph_backend_chunks_equal_torch_within_1e4(family: str, backend: str, tmp_path) -> None:
     cams = {"front": (32, 32), "wrist": (24, 40)} if family != "diffusion" else None
     policy = tiny_policy(family, cameras=cams).eval()
-    ort_pred = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    pred = GRAPH_PREDICTORS[backend](policy, cache_dir=tmp_path)
+    assert pred.name == backend
     expected = _chunks(Predictor(policy))
-    got = _chunks(ort_pred)
+    got = _chunks(pred)
     for e, g in zip(expected, got, strict=True):
         assert g.shape == (policy.chunk_size, policy.num_joints) and g.dtype == np.float64
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-4)
@@ -49,9 +58,10 @@ def test_onnxruntime_chunks_equal_torch_within_1e4(family: str, tmp_path) -> Non
     assert not np.allclose(got[0], got[1])
 
 
-def test_onnxruntime_predictor_validates_like_torch(tmp_path) -> None:
+@pytest.mark.parametrize("backend", list(GRAPH_PREDICTORS))
+def test_graph_predictor_validates_like_torch(backend: str, tmp_path) -> None:
     policy = tiny_policy("mlp").eval()
-    pred = OnnxRuntimePredictor(policy, cache_dir=tmp_path)
+    pred = GRAPH_PREDICTORS[backend](policy, cache_dir=tmp_path)
     obs = observation(policy)
     obs.images["front"] = obs.images["front"][:16]
     with pytest.raises(ValueError, match="image shape"):
@@ -117,20 +127,66 @@ def test_cache_beside_checkpoint_or_in_user_cache(tmp_path, monkeypatch) -> None
     assert export.cache_dir_for(None) == user
 
 
-def test_auto_falls_back_to_torch_when_onnxruntime_is_not_installed(monkeypatch) -> None:
+def test_auto_falls_back_to_torch_when_no_graph_runtime_is_installed(monkeypatch) -> None:
     policy = tiny_policy("mlp").eval()
     monkeypatch.setattr(backends, "available_backends", lambda: ["torch"])
     pred = make_predictor(policy, "auto")
-    assert pred.name == "torch" and "not installed" in pred.note
-    with pytest.raises(ValueError, match="not installed"):
-        make_predictor(policy, "onnxruntime")
+    assert pred.name == "torch"
+    assert "onnxruntime not used" in pred.note and "openvino not used" in pred.note
+    for backend in GRAPH_PREDICTORS:
+        with pytest.raises(ValueError, match=f"{backend} is not installed"):
+            make_predictor(policy, backend)
+
+
+def test_auto_without_openvino_still_uses_onnxruntime(monkeypatch, tmp_path) -> None:
+    policy = tiny_policy("mlp").eval()
+    monkeypatch.setattr(backends, "available_backends", lambda: ["torch", "onnxruntime"])
+    pred = make_predictor(policy, "auto", cache_dir=tmp_path)
+    assert "onnxruntime" in pred.note and "openvino not used: openvino is not installed" in (
+        pred.note
+    )
+    np.testing.assert_allclose(_chunks(pred)[0], _chunks(Predictor(policy))[0], atol=1e-4)
+
+
+def test_auto_times_every_installed_backend_and_keeps_the_fastest(tmp_path, monkeypatch) -> None:
+    policy = tiny_policy("act").eval()
+    seen: list[list[str]] = []
+    real = backends.fastest_of
+
+    def fake_times(predictors, obs, rounds=3):
+        real(predictors, obs, rounds=1)  # every candidate runs (and must not raise)
+        seen.append([p.name for p in predictors])
+        return {"torch": 3.0, "onnxruntime": 2.0, "openvino": 1.0}
+
+    monkeypatch.setattr(backends, "fastest_of", fake_times)
+    pred = make_predictor(policy, "auto", cache_dir=tmp_path)
+    assert seen == [["torch", "onnxruntime", "openvino"]]
+    assert isinstance(pred, OpenVinoPredictor)
+    assert pred.note.startswith("auto: torch 3000.0 ms vs onnxruntime 2000.0 ms vs openvino")
+    np.testing.assert_allclose(_chunks(pred)[0], _chunks(Predictor(policy))[0], atol=1e-4)
 
 
 def test_auto_picks_a_backend_that_matches_torch(tmp_path) -> None:
     policy = tiny_policy("act").eval()
     pred = make_predictor(policy, "auto", cache_dir=tmp_path)
-    assert pred.name in ("torch", "onnxruntime") and pred.note.startswith("auto:")
+    assert pred.name in ("torch", *GRAPH_PREDICTORS) and pred.note.startswith("auto:")
     np.testing.assert_allclose(_chunks(pred)[0], _chunks(Predictor(policy))[0], atol=1e-4)
+
+
+def test_graph_that_fails_verification_is_not_used(tmp_path, monkeypatch) -> None:
+    """A runtime whose graph differs from torch is refused by name, and auto leaves it out."""
+    policy = tiny_policy("mlp").eval()
+    load = OpenVinoPredictor._load
+
+    def off_by_a_little(self, data, threads):
+        run = load(self, data, threads)
+        return lambda feeds: run(feeds) + 1e-3
+
+    monkeypatch.setattr(OpenVinoPredictor, "_load", off_by_a_little)
+    with pytest.raises(ValueError, match=r"differs from torch by 1\.00e-03"):
+        make_predictor(policy, "openvino", cache_dir=tmp_path)
+    pred = make_predictor(policy, "auto", cache_dir=tmp_path)
+    assert pred.name != "openvino" and "openvino not used" in pred.note
 
 
 def test_unknown_backend_is_refused() -> None:
@@ -138,11 +194,12 @@ def test_unknown_backend_is_refused() -> None:
         make_predictor(tiny_policy("mlp").eval(), "tensorrt")
 
 
-def test_onnxruntime_refuses_half_precision(tmp_path) -> None:
+@pytest.mark.parametrize("backend", list(GRAPH_PREDICTORS))
+def test_graph_backend_refuses_half_precision(backend: str, tmp_path) -> None:
     policy = tiny_policy("mlp").eval()
     policy._set_runtime(torch.device("cpu"), torch.bfloat16)
     with pytest.raises(ValueError, match="float32 only"):
-        make_predictor(policy, "onnxruntime", cache_dir=tmp_path)
+        make_predictor(policy, backend, cache_dir=tmp_path)
 
 
 def _omp_policy_after_configure_import(env_value: str | None) -> str:
@@ -171,8 +228,9 @@ def test_openmp_does_not_spin_unless_the_user_asks() -> None:
 
 
 @pytest.mark.parametrize("family", POLICY_TYPES)
-def test_predict_onnxruntime_equals_torch(family: str, tmp_path, capsys) -> None:
-    """``robot-policy predict --backend onnxruntime`` writes torch's actions (within 1e-4)."""
+def test_predict_graph_backends_equal_torch(family: str, tmp_path, capsys) -> None:
+    """``robot-policy predict --backend onnxruntime|openvino`` writes torch's actions (within
+    1e-4)."""
     from test_policies import TINY
 
     from robot_policy_ros import cli
@@ -194,7 +252,7 @@ def test_predict_onnxruntime_equals_torch(family: str, tmp_path, capsys) -> None
     np.savez(tmp_path / "in.npz", **inputs)
     capsys.readouterr()
     actions = {}
-    for backend in ("torch", "onnxruntime"):
+    for backend in ("torch", *GRAPH_PREDICTORS):
         out = tmp_path / f"{backend}.npz"
         args = ["predict", str(ckpt), "--inputs", str(tmp_path / "in.npz"), "--out", str(out)]
         assert cli.main([*args, "--backend", backend]) == 0
@@ -203,8 +261,9 @@ def test_predict_onnxruntime_equals_torch(family: str, tmp_path, capsys) -> None
         with np.load(out) as data:
             assert list(data.keys()) == ["actions"]  # same file whichever backend ran
             actions[backend] = data["actions"]
-    assert list((ckpt / export.CACHE_FOLDER).glob("*.onnx"))  # the graphs ORT ran, beside it
+    assert list((ckpt / export.CACHE_FOLDER).glob("*.onnx"))  # the graphs they ran, beside it
     assert actions["torch"].shape == (n, config["chunk_size"], j)
-    assert actions["onnxruntime"].dtype == np.float64
-    np.testing.assert_allclose(actions["onnxruntime"], actions["torch"], rtol=0, atol=1e-4)
+    for backend in GRAPH_PREDICTORS:
+        assert actions[backend].dtype == np.float64
+        np.testing.assert_allclose(actions[backend], actions["torch"], rtol=0, atol=1e-4)
     assert not np.allclose(actions["torch"][0], actions["torch"][1])  # inputs matter

@@ -4,8 +4,9 @@ Sections (each a list of rows in ``results.json``):
 - ``machine``: CPU, cores, load, library versions: figures only compare within one run.
 - ``inference``: per family (MLP, ACT, Diffusion with 10 and 100 sampler steps) and image
   size, the stack's predict_chunk per backend against the same exported graph run bare by
-  ONNX Runtime (the fastest runtime measured here for that network), plus torchvision's
-  ResNet18 in torch and ONNX Runtime (robot_policy_ros.bench.inference).
+  each installed runtime (ONNX Runtime, OpenVINO; the fastest of them is the floor for that
+  network), plus torchvision's ResNet18 in torch and ONNX Runtime
+  (robot_policy_ros.bench.inference).
 - ``transport``: delivery rate and age of frames at a best-effort / reliable subscriber,
   raw and JPEG, with and without config/fastdds.xml (robot_policy_ros.bench.transport).
 - ``seams``: per blending mode, the largest joint step at chunk seams over the largest inside
@@ -28,6 +29,7 @@ part of ``make test``); its figures mean nothing.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -158,12 +160,11 @@ def machine_info(threads: int) -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    try:
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        info["onnxruntime"] = None
+    for module in ("onnxruntime", "openvino"):
+        try:
+            info[module] = importlib.import_module(module).__version__
+        except ImportError:
+            info[module] = None
     return info
 
 
@@ -175,25 +176,30 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, load "
         f"{', '.join(f'{v:.1f}' for v in m['load_average_1_5_15'])} at start; torch "
-        f"{m['torch']}, onnxruntime {m['onnxruntime']}, {m['threads']} threads, "
+        f"{m['torch']}, onnxruntime {m['onnxruntime']}, openvino {m.get('openvino')}, "
+        f"{m['threads']} threads, "
         f"OMP_WAIT_POLICY={m['omp_wait_policy'] or 'unset'}; {m['time_utc']}."
         + (" Smoke run: the figures mean nothing." if results.get("smoke") else ""),
         "",
-        "## Inference (median ms; ratio = stack / bare exported graph in ONNX Runtime)",
+        "## Inference (median ms; ratio = stack / the fastest runtime's bare exported graph)",
         "",
-        "| policy | image | torch | onnxruntime | bare graph (ORT) | best ratio | "
-        "ResNet18 torch | ResNet18 ORT |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| policy | image | torch | onnxruntime | openvino | bare graph ORT | bare graph OV | "
+        "best ratio | ResNet18 torch | ResNet18 ORT |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def ms(lat: dict[str, Any], key: str) -> str:
+        return f"{lat[key]['median_ms']:.1f}" if key in lat else "-"
+
     for r in results["inference"]:
         lat, ref = r["latency"], r["reference_resnet18"]
         best = min(r["ratio_to_floor"].values())
+        cells = [ms(lat, k) for k in ("torch", "onnxruntime", "openvino")]
+        cells += [ms(lat, f"bare_graph_{k}") for k in ("onnxruntime", "openvino")]
         lines.append(
-            f"| {r['variant']} | {r['image']} | {lat['torch']['median_ms']:.1f} | "
-            f"{lat['onnxruntime']['median_ms']:.1f} | "
-            f"{lat['bare_graph_onnxruntime']['median_ms']:.1f} | {best:.2f} "
-            f"({r['fastest_backend']}) | {ref['resnet18_torch']['median_ms']:.1f} | "
-            f"{ref['resnet18_onnxruntime']['median_ms']:.1f} |"
+            f"| {r['variant']} | {r['image']} | {' | '.join(cells)} | {best:.2f} "
+            f"({r['fastest_backend']}) | {ms(ref, 'resnet18_torch')} | "
+            f"{ms(ref, 'resnet18_onnxruntime')} |"
         )
     lines += [
         "",
@@ -351,11 +357,12 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
     if rows:
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4))
         labels = [f"{r['variant']}\n{r['image']}" for r in rows]
-        keys = ("torch", "onnxruntime", "bare_graph_onnxruntime")
-        width = 0.27
+        keys = [k for k in rows[0]["latency"] if all(k in r["latency"] for r in rows)]
+        width = 0.8 / len(keys)
         for i, key in enumerate(keys):
             vals = [r["latency"][key]["median_ms"] for r in rows]
-            ax.bar([x + (i - 1) * width for x in range(len(rows))], vals, width, label=key)
+            offset = (i - (len(keys) - 1) / 2) * width
+            ax.bar([x + offset for x in range(len(rows))], vals, width, label=key)
         ax.set_xticks(range(len(rows)), labels, fontsize=7)
         ax.set_ylabel("median latency (ms)")
         ax.set_yscale("log")

@@ -88,6 +88,6 @@ def add_backend_argument(p: argparse.ArgumentParser) -> None:
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="who runs the network (robot_policy_ros.inference; default auto: the faster "
-        "installed one that matches torch)",
+        help="who runs the network (robot_policy_ros.inference; default auto: the fastest "
+        "installed one that matches torch: torch, onnxruntime, openvino)",
     )

@@ -15,8 +15,9 @@ report of the per-joint error between predicted and demonstrated actions to ``--
 
 ``--backend`` picks who runs the network, as for ``robot-policy benchmark`` and the
 policy_node (:func:`robot_policy_ros.inference.make_predictor`: ``auto``, the default, is
-the faster installed backend whose graphs match torch within 1e-4; ``torch``;
-``onnxruntime``). The backend that ran is printed; OUT.npz is the same either way.
+the fastest installed backend whose graphs match torch within 1e-4; ``torch``;
+``onnxruntime``; ``openvino``). The backend that ran is printed; OUT.npz is the same
+either way.
 """
 
 from __future__ import annotations

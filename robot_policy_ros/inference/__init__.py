@@ -1,4 +1,5 @@
-"""Inference backends: who runs a policy's network (torch, or an exported ONNX graph).
+"""Inference backends: who runs a policy's network (torch, or its exported ONNX graphs run
+by ONNX Runtime or OpenVINO).
 
 - :mod:`robot_policy_ros.inference.export`: builds ONNX graphs from a loaded policy (the
   weights checked against the checkpoint's sha256 at load), caches them next to the
@@ -11,7 +12,7 @@
 - :mod:`robot_policy_ros.inference.threads`: runtime threading settings made before torch
   loads.
 
-onnx / onnxruntime are optional: without them ``auto`` falls back to torch.
+onnx, onnxruntime and openvino are optional: without them ``auto`` falls back to torch.
 """
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Predictors: one policy, run by torch or by ONNX Runtime, behind ``predict_chunk``.
+"""Predictors: one policy, run by torch, ONNX Runtime or OpenVINO, behind ``predict_chunk``.
 
 Contract of every predictor (same as ``Policy.predict_chunk``): validates the observation
 (ValueError on a missing camera, wrong shape/dtype, bad joints), keeps the policy's
@@ -6,18 +6,19 @@ observation history (``reset()`` forgets it), returns (chunk_size, J) float64 jo
 Not re-entrant. Validation and history are the policy's own (``Policy.stage_observation``),
 so a backend only replaces who runs the network.
 
-``make_predictor(policy, "auto")`` builds the ONNX Runtime predictor when onnxruntime is
-installed and the policy runs float32 on the CPU, checks every graph against torch on random
-inputs (within 1e-4), times both on one observation and keeps the faster; anything missing
-or failing falls back to torch, with the reason in ``Predictor.note``.
+``make_predictor(policy, "auto")`` builds every graph predictor whose runtime is installed
+(ONNX Runtime, OpenVINO) when the policy runs float32 on the CPU, checks every graph against
+torch on random inputs (within 1e-4), times them and torch on one observation and keeps the
+fastest; a runtime missing or failing is left out, with the reason in ``Predictor.note``,
+and torch is always there to fall back on.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +33,11 @@ TOLERANCE = 1e-4  # largest |onnx - torch| allowed, relative and absolute
 def available_backends() -> list[str]:
     """Installed backends, torch first."""
     out = ["torch"]
-    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
-        out.append("onnxruntime")
+    if not importlib.util.find_spec("onnx"):  # both export through onnx
+        return out
+    for name in ("onnxruntime", "openvino"):
+        if importlib.util.find_spec(name):
+            out.append(name)
     return out
 
 
@@ -59,10 +63,15 @@ class Predictor:
         return f"{self.name}{f' ({self.note})' if self.note else ''}"
 
 
-class OnnxRuntimePredictor(Predictor):
-    """The policy's exported graphs run by ONNX Runtime (CPU, float32)."""
+class GraphPredictor(Predictor):
+    """The policy's exported ONNX graphs run by a CPU runtime (float32).
 
-    name = "onnxruntime"
+    The graphs come from ``export.cached_graph`` (built from the weights, cached keyed by
+    their hash, read back only through ``export.verified_onnx_bytes``) and, with ``verify``,
+    each is checked against torch on random inputs (within ``TOLERANCE``) before use.
+    ``runners`` maps a graph name ('chunk', or 'cond' and 'denoiser') to a callable from
+    feeds to the graph's first output. Subclasses say how a runtime loads a graph.
+    """
 
     def __init__(
         self,
@@ -72,46 +81,40 @@ class OnnxRuntimePredictor(Predictor):
         verify: bool = True,
     ) -> None:
         super().__init__(policy)
-        import onnxruntime as ort
-
         from robot_policy_ros.inference import export
 
-        why = onnx_unsupported_reason(policy)
+        why = unsupported_reason(policy, self.name)
         if why:
-            raise ValueError(f"onnxruntime backend: {why}")
+            raise ValueError(f"{self.name} backend: {why}")
         folder = Path(cache_dir) if cache_dir is not None else export.user_cache_dir()
         digest = export.policy_digest(policy)
-        specs = export.graph_specs(policy)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No spinning between calls: idle inference threads must leave the cores to the
-        # control loop and the callbacks (a spinning pool also slows torch work after it).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sessions: dict[str, Any] = {}
+        n_threads = int(threads or torch.get_num_threads())
+        self.runners: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
         self.files: dict[str, Path] = {}
         hows = []
-        for name, spec in specs.items():
+        for name, spec in export.graph_specs(policy).items():
             path, how = export.cached_graph(policy, name, spec, folder, digest)
-            data = export.verified_onnx_bytes(path, folder)
-            sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            run = self._load(export.verified_onnx_bytes(path, folder), n_threads)
             if verify:
                 feeds, ref = export.torch_reference(spec, np.random.default_rng(0))
-                got = sess.run(None, feeds)[0]
+                got = run(feeds)
                 err = float(np.max(np.abs(got - ref))) if ref.size else 0.0
                 if not np.allclose(got, ref, rtol=TOLERANCE, atol=TOLERANCE):
                     raise export.ExportError(
                         f"{policy.policy_type} {name} graph differs from torch by {err:.2e} "
-                        f"(> {TOLERANCE:g}); not used"
+                        f"(> {TOLERANCE:g}) in {self.name}; not used"
                     )
-            self.sessions[name], self.files[name] = sess, path
+            self.runners[name], self.files[name] = run, path
             hows.append(f"{name} {how}")
         self.note = ", ".join(hows)
         self._cams = [f"image_{i}" for i in range(len(policy.camera_names))]
 
-    def _feeds(self, obs: Observation) -> dict[str, np.ndarray]:
+    def _load(self, data: bytes, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        """A callable running the verified ONNX graph ``data`` on ``threads`` threads."""
+        raise NotImplementedError
+
+    def feeds(self, obs: Observation) -> dict[str, np.ndarray]:
+        """The graph inputs for ``obs`` (validated, with the policy's history)."""
         images, state = self.policy.stage_observation(obs)
         feeds = {"state": state}
         for key, cam in zip(self._cams, self.policy.camera_names, strict=True):
@@ -120,15 +123,16 @@ class OnnxRuntimePredictor(Predictor):
 
     def predict_chunk(self, obs: Observation) -> np.ndarray:
         """(chunk_size, J) float64 joint targets for ``obs``."""
-        feeds = self._feeds(obs)
-        if "chunk" in self.sessions:
-            return self.sessions["chunk"].run(None, feeds)[0].astype(np.float64)
-        cond = self.sessions["cond"].run(None, feeds)[0]
-        denoiser = self.sessions["denoiser"]
+        feeds = self.feeds(obs)
+        if "chunk" in self.runners:
+            return self.runners["chunk"](feeds).astype(np.float64)
+        cond = self.runners["cond"](feeds)
+        denoiser = self.runners["denoiser"]
 
         def eps(sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            feeds = {"sample": sample.numpy(), "timestep": t.numpy(), "cond": cond}
-            return torch.from_numpy(denoiser.run(None, feeds)[0])
+            return torch.from_numpy(
+                denoiser({"sample": sample.numpy(), "timestep": t.numpy(), "cond": cond})
+            )
 
         with torch.inference_mode():
             actions = self.policy.denoise(torch.from_numpy(cond), eps)
@@ -136,10 +140,69 @@ class OnnxRuntimePredictor(Predictor):
         return out.to(torch.float64).numpy()
 
 
-def onnx_unsupported_reason(policy: Policy) -> str:
-    """'' if the ONNX Runtime backend can run ``policy``, else why not."""
-    if "onnxruntime" not in available_backends():
-        return "onnxruntime / onnx are not installed (pip install onnxruntime onnx)"
+class OnnxRuntimePredictor(GraphPredictor):
+    """The exported graphs run by ONNX Runtime's CPU execution provider."""
+
+    name = "onnxruntime"
+
+    def _load(self, data: bytes, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spinning between calls: idle inference threads must leave the cores to the
+        # control loop and the callbacks (a spinning pool also slows torch work after it).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        return lambda feeds: sess.run(None, feeds)[0]
+
+
+class OpenVinoPredictor(GraphPredictor):
+    """The exported graphs compiled by OpenVINO for the CPU (float32, latency mode)."""
+
+    name = "openvino"
+
+    def _load(self, data: bytes, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            # float32 as torch: the CPU plugin would otherwise run bf16 where the CPU has
+            # it, and the 1e-4 check (and the policy's numbers) would not hold.
+            "INFERENCE_PRECISION_HINT": "f32",
+            # Leave thread placement to the OS: the control loop shares these cores.
+            "ENABLE_CPU_PINNING": False,
+        }
+        try:
+            compiled = core.compile_model(core.read_model(data, b""), "CPU", config)
+        except RuntimeError:
+            # OpenVINO 2026.4 fails to fuse some subgraphs ("snippets"; e.g. Mish in the
+            # small Diffusion U-Nets): compile those graphs without that fusion.
+            config["SNIPPETS_MODE"] = "DISABLE"
+            compiled = core.compile_model(core.read_model(data, b""), "CPU", config)
+        request = compiled.create_infer_request()
+        output = compiled.output(0)
+        # The request reuses its output buffer: copy before the next call overwrites it.
+        return lambda feeds: np.array(request.infer(feeds)[output], copy=True)
+
+
+GRAPH_PREDICTORS: dict[str, type[GraphPredictor]] = {
+    "onnxruntime": OnnxRuntimePredictor,
+    "openvino": OpenVinoPredictor,
+}
+_PIP = {"onnxruntime": "onnxruntime onnx", "openvino": "openvino onnx"}
+
+
+def unsupported_reason(policy: Policy, backend: str) -> str:
+    """'' if the graph backend ``backend`` can run ``policy``, else why not."""
+    if backend not in available_backends():
+        return f"{backend} is not installed (pip install {_PIP[backend]})"
     if policy.device.type != "cpu":
         return f"runs on the CPU only (policy is on {policy.device}); use torch on CUDA"
     if policy.runtime_dtype != torch.float32:
@@ -159,18 +222,6 @@ def probe_observation(policy: Policy, seed: int = 0) -> Observation:
     return Observation(images=images, joint_positions=q)
 
 
-def time_predictor(predictor: Predictor, obs: Observation, runs: int = 2) -> float:
-    """Fastest of ``runs`` predict_chunk calls (seconds) after one warm-up call."""
-    predictor.predict_chunk(obs)
-    best = float("inf")
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        predictor.predict_chunk(obs)
-        best = min(best, time.perf_counter() - t0)
-    predictor.reset()
-    return best
-
-
 def make_predictor(
     policy: Policy,
     backend: str = "auto",
@@ -179,34 +230,54 @@ def make_predictor(
 ) -> Predictor:
     """The predictor for ``backend`` (see module docstring); ``policy`` must be in eval mode.
 
-    Raises ValueError for an unknown backend, or for ``onnxruntime`` when it cannot run this
-    policy (not installed, CUDA, half precision) or its graphs fail to build or verify.
+    Raises ValueError for an unknown backend, or for ``onnxruntime`` / ``openvino`` when it
+    cannot run this policy (not installed, CUDA, half precision) or its graphs fail to build
+    or verify. ``auto`` never raises for a backend: it says in ``note`` why one was not used.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown inference backend {backend!r}; expected one of {BACKENDS}")
     torch_pred = Predictor(policy)
     if backend == "torch":
         return torch_pred
-    why = onnx_unsupported_reason(policy)
-    if why and backend == "onnxruntime":
-        raise ValueError(f"inference backend onnxruntime: {why}")
-    if why:
-        torch_pred.note = f"auto: onnxruntime not used: {why}"
+    auto = backend == "auto"
+    candidates: list[Predictor] = [torch_pred]
+    skipped: list[str] = []
+    for name in GRAPH_PREDICTORS if auto else (backend,):
+        why = unsupported_reason(policy, name)
+        if not why:
+            try:
+                candidates.append(
+                    GRAPH_PREDICTORS[name](policy, cache_dir=cache_dir, threads=threads)
+                )
+                continue
+            except Exception as exc:  # export or verification failed: never run it unchecked
+                why = str(exc)
+        if not auto:
+            raise ValueError(f"inference backend {name}: {why}")
+        skipped.append(f"{name} not used: {why}")
+    if not auto:
+        return candidates[1]
+    if len(candidates) == 1:
+        torch_pred.note = "auto: " + "; ".join(skipped)
         return torch_pred
-    try:
-        ort_pred = OnnxRuntimePredictor(policy, cache_dir=cache_dir, threads=threads)
-    except Exception as exc:  # export or verification failed: never run an unchecked graph
-        if backend == "onnxruntime":
-            raise ValueError(f"inference backend onnxruntime: {exc}") from exc
-        torch_pred.note = f"auto: onnxruntime not used: {exc}"
-        return torch_pred
-    if backend == "onnxruntime":
-        return ort_pred
-    obs = probe_observation(policy)
-    t_torch = time_predictor(torch_pred, obs)
-    t_ort = time_predictor(ort_pred, obs)
-    best = ort_pred if t_ort < t_torch else torch_pred
-    best.note = f"auto: onnxruntime {t_ort * 1e3:.1f} ms vs torch {t_torch * 1e3:.1f} ms" + (
-        f"; {ort_pred.note}" if best is ort_pred else ""
-    )
+    times = fastest_of(candidates, probe_observation(policy))
+    best = min(candidates, key=lambda p: times[p.name])
+    timing = " vs ".join(f"{p.name} {times[p.name] * 1e3:.1f} ms" for p in candidates)
+    best.note = "; ".join([f"auto: {timing}", *([best.note] if best.note else []), *skipped])
+    return best
+
+
+def fastest_of(predictors: list[Predictor], obs: Observation, rounds: int = 3) -> dict[str, float]:
+    """name -> fastest predict_chunk time (s) over ``rounds`` interleaved rounds, after one
+    warm-up call each (interleaved, so a load change on the machine hits all alike)."""
+    for p in predictors:
+        p.predict_chunk(obs)
+    best = {p.name: float("inf") for p in predictors}
+    for _ in range(rounds):
+        for p in predictors:
+            t0 = time.perf_counter()
+            p.predict_chunk(obs)
+            best[p.name] = min(best[p.name], time.perf_counter() - t0)
+    for p in predictors:
+        p.reset()
     return best

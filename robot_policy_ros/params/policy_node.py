@@ -13,7 +13,7 @@ DEVICE_RE = re.compile(r"^(cpu|cuda|cuda:\d+)$")
 #: ``dtype`` and ``image_transport`` values.
 DTYPES = ("float32", "float16", "bfloat16")
 # Who runs the network (robot_policy_ros.inference); the one list, torch-free.
-INFERENCE_BACKENDS = ("auto", "torch", "onnxruntime")
+INFERENCE_BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
@@ -52,9 +52,9 @@ SPECS: list[ParamSpec] = [
     ParamSpec(
         "inference_backend",
         "auto",
-        "Who runs the network: torch; onnxruntime (the checkpoint exported to ONNX, cached "
-        "beside it keyed by the weights' hash, CPU float32); auto: the faster of the two that "
-        "is installed and matches torch within 1e-4, else torch.",
+        "Who runs the network: torch; onnxruntime or openvino (the checkpoint exported to "
+        "ONNX, cached beside it keyed by the weights' hash, CPU float32); auto: the fastest "
+        "of those installed whose graphs match torch within 1e-4, else torch.",
         choices=INFERENCE_BACKENDS,
     ),
     ParamSpec(
