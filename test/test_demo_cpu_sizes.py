@@ -28,7 +28,7 @@ SPEC = SyntheticEpisode(duration_s=2.0, image_hw=(64, 64), motion="reach")
 CHUNK = {
     ("act", "reach"): 20,
     ("diffusion", "reach"): 12,
-    ("act", "cued_targets"): 30,
+    ("act", "cued_targets"): 45,
     ("diffusion", "cued_targets"): 28,
 }
 

@@ -73,12 +73,13 @@ DEMO_TRAINING: dict[str, dict[str, int]] = {
 # Task by task, what the CPU sizes change. cued_targets shows its cue for the first 0.4 s
 # and the expert starts moving 1.0 s after the reset (robot_policy_ros.sim.task): a chunk
 # predicted while the cue shows must run on well past the start of the move for the
-# policy to carry the cue into it. ACT: 30 actions (2.0 s at 15 Hz; executed ~1.7 s before
-# the next inference), Diffusion: a 32-step horizon of which it publishes 28 (1.87 s). The
+# policy to carry the cue into it. ACT: 45 actions (3.0 s at 15 Hz; the next inference comes
+# ~2.6 s in, with the arm at the disc: 16/20, against 8/20 with 30 actions), Diffusion: a
+# 32-step horizon of which it publishes 28 (1.87 s). The
 # MLP keeps its 10 (0.67 s): a single-frame regression, there to show what the task needs.
 TASK_DEMO_SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "cued_targets": {
-        "act": {"chunk_size": 30},
+        "act": {"chunk_size": 45},
         "diffusion": {"horizon": 32, "n_action_steps": 28},
     },
 }
