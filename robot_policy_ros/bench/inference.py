@@ -5,8 +5,8 @@ installed graph runtime: onnxruntime, openvino), the same exported graph run bar
 runtime on fixed inputs (no validation, history or Python around it; for Diffusion the
 condition graph plus one denoiser run per sampler step; the fastest of these is the floor
 for that network), and, for reference, torchvision's ResNet18 alone in torch and in ONNX
-Runtime. Every candidate is timed round-robin (one call each,
-repeated), so a load change on a shared machine hits all of them alike. Figures, not tests.
+Runtime. Every candidate is timed round-robin (one call each, repeated), so a load change on
+a shared machine hits all of them alike. Figures, not tests.
 """
 
 from __future__ import annotations
@@ -157,11 +157,10 @@ def inference_table(
                 fns, desc = family_candidates(family, h, w, threads, cache, overrides)
                 res = round_robin(fns, runs)
                 # The floor: the fastest runtime's bare graph for this network.
-                floor_rt = min(
-                    graph_backends(res), key=lambda k: res[f"bare_graph_{k}"]["median_ms"]
-                )
+                runtimes = graph_backends(res)
+                floor_rt = min(runtimes, key=lambda k: res[f"bare_graph_{k}"]["median_ms"])
                 floor = res[f"bare_graph_{floor_rt}"]["median_ms"]
-                stack = ["torch", *graph_backends(res)]
+                stack = ["torch", *runtimes]
                 best = min(stack, key=lambda k: res[k]["median_ms"])
                 rows.append(
                     {
