@@ -144,6 +144,9 @@ class PolicyNode(ManagedNode):
         self._timers: list[Any] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # Set by every camera frame: a worker waiting for fresh inputs takes the frame as it
+        # arrives instead of at its next poll (part of camera-to-command latency).
+        self._frame_arrived = threading.Event()
         self.policy = None
         self.predictor = None
         self._configured = False
@@ -397,6 +400,7 @@ class PolicyNode(ManagedNode):
 
     def deactivate(self) -> None:
         self._stop.set()
+        self._frame_arrived.set()  # wake a worker waiting for a frame
         if self._thread is not None:
             self._thread.join(timeout=30.0)
             if self._thread.is_alive():
@@ -431,6 +435,7 @@ class PolicyNode(ManagedNode):
                     gate.set_camera(name, stamp, msg)
                     if self._history is not None:
                         self._history.add(name, stamp, msg)
+                self._frame_arrived.set()
 
         return _on_image
 
@@ -553,6 +558,11 @@ class PolicyNode(ManagedNode):
         threshold = max(self.params["refill_threshold_s"], self._latency_p95)
         return self._published_end - self._now() < threshold
 
+    def _until_due(self) -> float:
+        """Seconds (ROS time) until :meth:`_due` turns true, 0 if it is."""
+        threshold = max(self.params["refill_threshold_s"], self._latency_p95)
+        return max(self._published_end - threshold - self._now(), 0.0)
+
     def _worker(self) -> None:
         # Inference must never run real-time (it would starve the machine): a thread inherits
         # its creator's policy, and in policy_stack the creator may be a SCHED_FIFO thread.
@@ -561,7 +571,9 @@ class PolicyNode(ManagedNode):
         rate_mode = self.params["inference_trigger"] == "rate"
         period = 1.0 / self.params["inference_rate_hz"]
         next_due = time.monotonic()
-        retry_s = 0.01  # poll interval while waiting for a trigger or for fresh inputs
+        # Longest wait between checks: the trigger is in ROS time (sim time may run at
+        # another rate than the wall clock), and joint states do not wake the worker.
+        retry_s = 0.01
         epoch = self._jumps.epoch
         while not self._stop.is_set():
             self._check_system_clock()
@@ -577,8 +589,9 @@ class PolicyNode(ManagedNode):
                 # On the grid, but never bursting: a late run moves the grid, no catch-up.
                 next_due = max(next_due + period, time.monotonic())
             elif not self._due():
-                self._stop.wait(retry_s)
+                self._stop.wait(min(self._until_due(), retry_s))
                 continue
+            self._frame_arrived.clear()  # before the snapshot: a later frame wakes the wait
             try:
                 ran = self._infer_once(epoch)
             except Exception as exc:  # report, keep serving: one bad frame must not kill it
@@ -586,8 +599,12 @@ class PolicyNode(ManagedNode):
                 self.state = f"inference error: {exc}"
                 self._log("infer_error", "error", f"inference failed: {exc!r}")
                 ran = False
-            if not ran and not rate_mode:
-                self._stop.wait(retry_s)
+            if not ran:
+                # Inputs stale or refused: retry on the next frame (or after retry_s), and in
+                # rate mode at once then, since an attempt that published nothing used no slot.
+                self._frame_arrived.wait(retry_s)
+                if rate_mode:
+                    next_due = time.monotonic()
 
     def _infer_once(self, epoch: int | None = None) -> bool:
         """Snapshot, convert, infer, publish. Returns False if nothing was published.
