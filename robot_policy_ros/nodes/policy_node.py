@@ -555,13 +555,14 @@ class PolicyNode(ManagedNode):
         chunk would arrive after the published ones ran out, and the arm would stop for
         every inference (a threshold of 0, e.g. LeRobot's n_action_steps = chunk_size).
         """
-        threshold = max(self.params["refill_threshold_s"], self._latency_p95)
-        return self._published_end - self._now() < threshold
+        return self._published_end - self._now() < self._refill_threshold()
+
+    def _refill_threshold(self) -> float:
+        return max(self.params["refill_threshold_s"], self._latency_p95)
 
     def _until_due(self) -> float:
         """Seconds (ROS time) until :meth:`_due` turns true, 0 if it is."""
-        threshold = max(self.params["refill_threshold_s"], self._latency_p95)
-        return max(self._published_end - threshold - self._now(), 0.0)
+        return max(self._published_end - self._refill_threshold() - self._now(), 0.0)
 
     def _worker(self) -> None:
         # Inference must never run real-time (it would starve the machine): a thread inherits
@@ -592,6 +593,7 @@ class PolicyNode(ManagedNode):
                 self._stop.wait(min(self._until_due(), retry_s))
                 continue
             self._frame_arrived.clear()  # before the snapshot: a later frame wakes the wait
+            stale_before = self.stale_skips
             try:
                 ran = self._infer_once(epoch)
             except Exception as exc:  # report, keep serving: one bad frame must not kill it
@@ -600,10 +602,12 @@ class PolicyNode(ManagedNode):
                 self._log("infer_error", "error", f"inference failed: {exc!r}")
                 ran = False
             if not ran:
-                # Inputs stale or refused: retry on the next frame (or after retry_s), and in
-                # rate mode at once then, since an attempt that published nothing used no slot.
+                # Retry on the next frame (or after retry_s). In rate mode, an attempt refused
+                # for stale inputs inferred nothing, so it used no slot: retry at once then.
+                # One that inferred (an error, a non-finite chunk) keeps the grid, so that
+                # a failing policy never runs faster than inference_rate_hz.
                 self._frame_arrived.wait(retry_s)
-                if rate_mode:
+                if rate_mode and self.stale_skips != stale_before:
                     next_due = time.monotonic()
 
     def _infer_once(self, epoch: int | None = None) -> bool:
