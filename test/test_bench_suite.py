@@ -81,6 +81,10 @@ def test_bench_smoke_run_writes_results_with_every_field(tmp_path, ros_domain) -
     # the chunk computed from a frame comes after the frame, and its first command after both
     assert latency > camera["image_to_chunk_ms"]["min"] > 0 and forward > 0
     assert camera["stack_overhead_ms"] == pytest.approx(latency - forward)
+    # policy_node's own split of frame -> chunk is reported (its diagnostics)
+    assert camera["node_observation_build_median_ms"] > 0, camera
+    assert camera["node_chunk_publish_median_ms"] > 0, camera
+    assert camera["node_observation_age_median_ms"] > 0, camera
     md = (out / "results.md").read_text()
     assert md.startswith("# Benchmark results")
     assert "## Control loop" in md and "## Camera to command" in md

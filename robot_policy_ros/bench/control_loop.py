@@ -43,12 +43,14 @@ header.stamp ``s`` (stamped by the robot when it publishes it):
 The bare forward time is ``predict_chunk`` of the same checkpoint, backend and torch
 threads on a fixed observation in this (otherwise idle) process, timed before and after the
 nodes ran in the same run; ``stack overhead = median latency - median bare forward``.
-policy_node's own median ``predict_chunk`` time in the run (its diagnostics) is reported
-beside it. To have the stack infer on each frame as it arrives (not on one that waited for
-the previous inference to finish), frames come at ``3 x`` the bare forward time (at most
-10 Hz) and policy_node's ``max_observation_age_s`` is half the forward time (at least
-20 ms), so after each inference the worker finds its frame too old and polls (1 kHz) until
-the next one arrives.
+policy_node's own medians (its diagnostics) split frame -> chunk further: the frame's age
+when the worker takes it (transport, deserialization, wake-up), converting the images into
+the network's input (``camera_hw`` frames resized to the checkpoint's ``image_hw``), its
+``predict_chunk``, and building and publishing the chunk. To have the stack infer on each
+frame as it arrives (not on one that waited for the previous inference to finish), frames
+come at ``3 x`` the bare forward time (at most 10 Hz) and policy_node's
+``max_observation_age_s`` is half the forward time (at least 20 ms), so after each
+inference the worker finds its frame too old and waits for the next one, which wakes it.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_policy_ros.bench.procstat import cpu_seconds, diag_number
+from robot_policy_ros.bench.procstat import cpu_seconds, diag_number, pin_process
 from robot_policy_ros.core.timing import PeriodSummary, period_summary
 from robot_policy_ros.processes import PACKAGE_ROOT, NodeProcess, isolated_ros_env
 
@@ -767,9 +769,20 @@ def camera_to_command_rows(
     logs: Path,
     monitor_priority: int = 20,
     print_fn=print,
+    camera_hw: tuple[int, int] | None = None,
+    isolate_inference_core: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row: camera-to-command latency of the stack vs the bare forward time."""
+    """One row: camera-to-command latency of the stack vs the bare forward time.
+
+    ``image_hw``: the checkpoint's input; ``camera_hw``: the frames the robot publishes
+    (None: the same), resized by policy_node (``image_fit:=resize``) when they differ.
+    ``isolate_inference_core``: once the nodes run, policy_node gets the last CPU to itself
+    and every other process of the bench (robot, streamer, this monitor) the others, as on a
+    robot computer with a core set aside for inference; the bare forward is timed on an
+    idle machine either way. Needs >= 2 CPUs.
+    """
     label, policy_type, overrides = family
+    camera_hw = tuple(camera_hw) if camera_hw is not None else tuple(image_hw)
     tmp = tempfile.TemporaryDirectory(prefix="bench-camera-")
     checkpoint = make_checkpoint(
         Path(tmp.name) / label,
@@ -784,14 +797,15 @@ def camera_to_command_rows(
     camera_period = max(3.0 * forward * 1e-3, 0.1)
     # Transport and the worker's 1 ms poll make a fresh frame a few ms old when it is taken.
     max_age = max(0.5 * forward * 1e-3, 0.02)
-    robot = start_robot(env, image_hw, 1.0 / camera_period, logs / "robot-camera.log", paired=True)
+    tag = f"{label}-{camera_hw[0]}x{camera_hw[1]}-{image_hw[0]}x{image_hw[1]}"
+    robot = start_robot(env, camera_hw, 1.0 / camera_period, logs / f"robot-{tag}.log", paired=True)
     monitor = Monitor(chunks=True, images=True, priority=monitor_priority)
     procs = {
         "policy_node": NodeProcess(
             "robot_policy_ros.nodes.policy_node",
             ros_args=policy_node_args(checkpoint, backend, torch_threads, max_age),
             env=env,
-            log_path=logs / "policy_node-camera.log",
+            log_path=logs / f"policy_node-{tag}.log",
         ),
         "command_streamer": NodeProcess(
             "robot_policy_ros.nodes.command_streamer",
@@ -808,23 +822,41 @@ def camera_to_command_rows(
                 ],
             ),
             env=env,
-            log_path=logs / "command_streamer-camera.log",
+            log_path=logs / f"command_streamer-{tag}.log",
         ),
     }
+    own_cpus = os.sched_getaffinity(0)
     try:
         wait_ready(monitor, procs, "stack")
+        if isolate_inference_core:
+            inference_cpu = max(own_cpus)
+            rest = own_cpus - {inference_cpu}
+            if not rest:
+                raise RuntimeError("isolate_inference_core needs at least 2 CPUs")
+            pin_process(procs["policy_node"].proc.pid, {inference_cpu})
+            for pid in (procs["command_streamer"].proc.pid, robot.proc.pid, os.getpid()):
+                pin_process(pid, rest)
         time.sleep(warmup_s)
         monitor.recording = True
         time.sleep(duration_s)
         monitor.recording = False
         time.sleep(1.2)
-        node_forward = diag_number(monitor.latest("policy_node"), "inference_latency_median_ms")
-        stale_skips = diag_number(monitor.latest("policy_node"), "stale_skips")
+        node = monitor.latest("policy_node")
+        node_forward = diag_number(node, "inference_latency_median_ms")
+        # frame -> chunk, piece by piece (policy_node's own medians): the frame's age when
+        # the worker takes it (transport, deserialization, wake-up), converting it, the
+        # forward, building and publishing the chunk.
+        pieces = {
+            key: diag_number(node, f"{key}_median_ms")
+            for key in ("observation_age", "observation_build", "chunk_publish")
+        }
+        stale_skips = diag_number(node, "stale_skips")
         streamer_rejected = diag_number(monitor.latest("command_streamer"), "chunks_rejected")
     finally:
         stop_all(procs)
         robot.stop()
         monitor.close()
+        pin_process(os.getpid(), own_cpus)
     bare += bare_forward_ms(checkpoint, backend, torch_threads, bare_runs)  # after, same run
     tmp.cleanup()
     found = attribute_latencies(
@@ -837,6 +869,8 @@ def camera_to_command_rows(
         "family": label,
         "policy": policy_type,
         "image": f"{image_hw[0]}x{image_hw[1]}",
+        "camera": f"{camera_hw[0]}x{camera_hw[1]}",
+        "inference_core_isolated": isolate_inference_core,
         "control_rate_hz": rate,
         "camera_rate_hz": 1.0 / camera_period,
         "backend": backend,
@@ -845,6 +879,9 @@ def camera_to_command_rows(
         "chunk_to_command_ms": _stats(found["chunk_to_command_ms"]),
         "bare_forward_ms": _stats(bare),
         "node_predict_chunk_median_ms": node_forward,
+        "node_observation_age_median_ms": pieces["observation_age"],
+        "node_observation_build_median_ms": pieces["observation_build"],
+        "node_chunk_publish_median_ms": pieces["chunk_publish"],
         "stack_overhead_ms": overhead,
         "stack_overhead_vs_node_forward_ms": (
             lat["median"] - node_forward if lat["median"] is not None else None
@@ -859,7 +896,8 @@ def camera_to_command_rows(
     }
     if lat["median"] is not None:
         print_fn(
-            f"camera_to_command {label} {row['image']}: latency median {lat['median']:.1f} ms "
+            f"camera_to_command {label} {row['camera']} -> {row['image']} ({backend}): latency "
+            f"median {lat['median']:.1f} ms "
             f"(bare forward {bare_median:.1f} ms, in-node {node_forward:.1f} ms) -> overhead "
             f"{overhead:.1f} ms over {row['samples']} frames"
         )
@@ -902,15 +940,17 @@ def run_sections(spec: dict[str, Any], logs: Path) -> dict[str, list[dict[str, A
             concurrent=bool(loop.get("concurrent", False)),
         )
     cam = spec.get("camera_to_command")
-    if cam:
-        out["camera_to_command"] = camera_to_command_rows(
-            family=tuple(cam["family"]),
-            image_hw=tuple(cam["image_hw"]),
+    for case in cam["cases"] if cam else []:
+        out["camera_to_command"] += camera_to_command_rows(
+            family=tuple(case["family"]),
+            image_hw=tuple(case["image_hw"]),
+            camera_hw=tuple(case.get("camera_hw") or case["image_hw"]),
             rate=cam["rate"],
             duration_s=cam["duration_s"],
             warmup_s=cam["warmup_s"],
             bare_runs=cam["bare_runs"],
-            backend=cam["backend"],
+            backend=case["backend"],
+            isolate_inference_core=bool(case.get("isolate_inference_core", False)),
             torch_threads=cam["torch_threads"],
             env=env,
             logs=logs,

@@ -28,3 +28,16 @@ def diag_number(values: Mapping[str, str], key: str) -> float:
         return float(values.get(key, "nan"))
     except ValueError:
         return math.nan
+
+
+def pin_process(pid: int, cpus: set[int]) -> int:
+    """Restrict every thread of a running process to ``cpus`` (threads it starts later
+    inherit it); returns how many threads were pinned. Linux only (/proc/PID/task)."""
+    pinned = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+            pinned += 1
+        except (ProcessLookupError, PermissionError):  # a thread that just ended
+            continue
+    return pinned

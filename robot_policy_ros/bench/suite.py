@@ -97,6 +97,7 @@ LOOP_FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 LOOP_RATES = (50.0, 200.0)
 SMOKE_LOOP_FAMILY = ("act", "act", dict(SMOKE_FAMILIES[1][1]))
+CAMERA_MLP_FAMILY = ("mlp", "mlp", {})
 
 
 def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,14 +118,34 @@ def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
             "concurrent": args.smoke,  # the three systems at once: start-up once
         }
     if "camera_to_command" not in args.skip:
+        if args.smoke:
+            cases = [{"family": SMOKE_LOOP_FAMILY, "image_hw": [48, 64], "backend": "torch"}]
+        else:
+            cases = [
+                # ACT on the full 640x480 frame (the forward dominates), and the MLP on
+                # 96x96 from the same frames through the fastest runtime: a small forward,
+                # so that what the stack adds around it is not lost in the forward's noise.
+                {
+                    "family": LOOP_FAMILIES["act"],
+                    "image_hw": [480, 640],
+                    "backend": args.loop_backend,
+                },
+                {
+                    "family": CAMERA_MLP_FAMILY,
+                    "image_hw": [96, 96],
+                    "camera_hw": [480, 640],
+                    "backend": "onnxruntime",
+                },
+            ]
+            if (os.cpu_count() or 1) >= 2:
+                # The same MLP with a core of its own: what is contention, what the stack.
+                cases.append({**cases[-1], "isolate_inference_core": True})
         spec["camera_to_command"] = {
-            "family": SMOKE_LOOP_FAMILY if args.smoke else LOOP_FAMILIES["act"],
-            "image_hw": [48, 64] if args.smoke else [480, 640],
+            "cases": cases,
             "rate": 200.0,
             "duration_s": args.camera_seconds or (1.5 if args.smoke else 60.0),
             "warmup_s": 0.3 if args.smoke else 5.0,
             "bare_runs": 5 if args.smoke else 20,
-            "backend": args.loop_backend,
             "torch_threads": 0,
         }
     return spec
@@ -256,19 +277,26 @@ def loop_markdown(results: dict[str, Any]) -> list[str]:
             "## Camera to command (frame header.stamp -> first command computed from it; "
             "median ms)",
             "",
-            "| family | image | control Hz | latency | frame -> chunk | chunk -> command | "
-            "bare forward | in-node predict_chunk | overhead (latency - bare) | frames | "
-            "load 1 min |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| family | camera -> model input | backend | control Hz | latency | "
+            "frame -> chunk | frame age when taken | conversion | in-node predict_chunk | "
+            "chunk build + publish | chunk -> command | bare forward | "
+            "overhead (latency - bare) | frames | load 1 min |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+            "| --- |",
         ]
         for r in rows:
+            core = " (own core)" if r.get("inference_core_isolated") else ""
             lines.append(
-                f"| {r['family']} | {r['image']} | {r['control_rate_hz']:g} | "
+                f"| {r['family']}{core} | {r.get('camera', r['image'])} -> {r['image']} | "
+                f"{r['backend']} | {r['control_rate_hz']:g} | "
                 f"{ms(r['latency_ms']['median'], '.1f')} | "
                 f"{ms(r['image_to_chunk_ms']['median'], '.1f')} | "
+                f"{ms(r.get('node_observation_age_median_ms'), '.1f')} | "
+                f"{ms(r.get('node_observation_build_median_ms'), '.1f')} | "
+                f"{ms(r['node_predict_chunk_median_ms'], '.1f')} | "
+                f"{ms(r.get('node_chunk_publish_median_ms'), '.1f')} | "
                 f"{ms(r['chunk_to_command_ms']['median'], '.1f')} | "
                 f"{ms(r['bare_forward_ms']['median'], '.1f')} | "
-                f"{ms(r['node_predict_chunk_median_ms'], '.1f')} | "
                 f"{ms(r['stack_overhead_ms'], '.1f')} | {r['samples']} / {r['frames']} | "
                 f"{r['load_average_1min']:.1f} |"
             )

@@ -153,6 +153,10 @@ class PolicyNode(ManagedNode):
         self.latency = WindowStats(200)
         self._latency_p95 = 0.0  # of the window, updated after every inference
         self.obs_age = WindowStats(200)
+        # The rest of frame -> chunk (camera-to-command latency, doc/benchmarks.md): images
+        # converted into the network's input, and the chunk built and handed to DDS.
+        self.build_time = WindowStats(200)
+        self.publish_time = WindowStats(200)
         self.chunk_rate = RateTracker(window_s=10.0, capacity=512)
         # Clock jumps: _jump_lock orders a jump's reset against a chunk's publication and
         # against storing an input, so nothing from before a jump gets past it.
@@ -628,6 +632,7 @@ class PolicyNode(ManagedNode):
             self._log("stale", "warning", f"no inference: {reason}")
             return False
         self.stale_reason = ""
+        t_build = time.perf_counter()
         try:
             built = self._builder.build(gate, self._jump_lock)
         except ImageDecodeError as exc:
@@ -644,6 +649,7 @@ class PolicyNode(ManagedNode):
         if self._history is not None:
             self.last_history_offsets = offsets
         t0 = time.perf_counter()
+        self.build_time.add(t0 - t_build)
         chunk = self.predictor.predict_chunk(obs)
         self.latency.add(time.perf_counter() - t0)
         self._latency_p95 = self.latency.p95()
@@ -659,6 +665,7 @@ class PolicyNode(ManagedNode):
         if self._stop.is_set():
             return False  # deactivated while inferring: publish nothing
         self._check_system_clock()
+        t_publish = time.perf_counter()
         msg = chunk_to_trajectory(chunk, self.joint_names, gate.stamp, self.fps)
         with self._jump_lock:
             if self._jumps.epoch != epoch:
@@ -666,6 +673,7 @@ class PolicyNode(ManagedNode):
                 return False  # the clock jumped while inferring: the chunk is from before
             self._chunk_pub.publish(msg)
             self._published_end = max(self._published_end, gate.stamp + self.chunk_span)
+        self.publish_time.add(time.perf_counter() - t_publish)
         self.chunks_published += 1
         self.chunk_rate.add(time.monotonic())
         self.obs_age.add(gate.max_age)
@@ -687,6 +695,8 @@ class PolicyNode(ManagedNode):
                 "inference_latency_p95_ms": 1e3 * self.latency.p95(),
                 "inferences": self.latency.total,
                 "observation_age_median_ms": 1e3 * self.obs_age.median(),
+                "observation_build_median_ms": 1e3 * self.build_time.median(),
+                "chunk_publish_median_ms": 1e3 * self.publish_time.median(),
                 "chunk_rate_hz": self.chunk_rate.rate(time.monotonic()),
                 "chunks_published": self.chunks_published,
                 "chunks_dropped_non_finite": self.chunks_non_finite,
