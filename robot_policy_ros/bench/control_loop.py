@@ -795,7 +795,7 @@ def camera_to_command_rows(
     bare = bare_forward_ms(checkpoint, backend, torch_threads, bare_runs)
     forward = float(np.median(bare))
     camera_period = max(3.0 * forward * 1e-3, 0.1)
-    # Transport and the worker's 1 ms poll make a fresh frame a few ms old when it is taken.
+    # Transport and rclpy's dispatch make a fresh frame a few ms old when the worker takes it.
     max_age = max(0.5 * forward * 1e-3, 0.02)
     tag = f"{label}-{camera_hw[0]}x{camera_hw[1]}-{image_hw[0]}x{image_hw[1]}"
     robot = start_robot(env, camera_hw, 1.0 / camera_period, logs / f"robot-{tag}.log", paired=True)

@@ -123,7 +123,8 @@ def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
         else:
             cases = [
                 # ACT on the full 640x480 frame (the forward dominates), and the MLP on
-                # 96x96 from the same frames through the fastest runtime: a small forward,
+                # 96x96 from the same frames on ONNX Runtime (its fastest runtime here,
+                # doc/benchmarks.md): a small forward,
                 # so that what the stack adds around it is not lost in the forward's noise.
                 {
                     "family": LOOP_FAMILIES["act"],
@@ -137,7 +138,7 @@ def loop_spec(args: argparse.Namespace) -> dict[str, Any]:
                     "backend": "onnxruntime",
                 },
             ]
-            if (os.cpu_count() or 1) >= 2:
+            if len(os.sched_getaffinity(0)) >= 2:  # the CPUs this run may use
                 # The same MLP with a core of its own: what is contention, what the stack.
                 cases.append({**cases[-1], "isolate_inference_core": True})
         spec["camera_to_command"] = {
