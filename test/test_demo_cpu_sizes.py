@@ -29,7 +29,7 @@ CHUNK = {
     ("act", "reach"): 20,
     ("diffusion", "reach"): 12,
     ("act", "cued_targets"): 45,
-    ("diffusion", "cued_targets"): 28,
+    ("diffusion", "cued_targets"): 45,
 }
 
 
